@@ -107,6 +107,7 @@ func Connect(ctx context.Context, sess Session, hello control.Hello, cfg LinkCon
 	defer cancel()
 	l, err := connect(ctx, sess, &hello, cfg)
 	if err != nil {
+		err = withCause(sess, err)
 		sess.Close()
 		return nil, fmt.Errorf("%w with relay %s over %s: %w", ErrHandshake, sess.RemoteAddr(), sess.Transport(), err)
 	}
@@ -161,6 +162,7 @@ func Accept(ctx context.Context, sess Session, peer Identity, welcome func(*cont
 	defer cancel()
 	l, err := accept(ctx, sess, peer, welcome, cfg)
 	if err != nil {
+		err = withCause(sess, err)
 		sess.Close()
 		return nil, fmt.Errorf("%w with %s at %s over %s: %w", ErrHandshake, peer, sess.RemoteAddr(), sess.Transport(), err)
 	}
@@ -212,6 +214,21 @@ func accept(ctx context.Context, sess Session, peer Identity, welcome func(*cont
 	return l, nil
 }
 
+// withCause adds to err why the session ended, when it has and the
+// transport knows: "read WELCOME: EOF" says little, the relay's TLS alert
+// says what to fix.
+func withCause(sess Session, err error) error {
+	select {
+	case <-sess.Done():
+	case <-time.After(50 * time.Millisecond):
+		// The transport may be a moment behind the stream that failed.
+	}
+	if cause := sess.Err(); cause != nil && !errors.Is(err, cause) {
+		return fmt.Errorf("%w (session ended: %w)", err, cause)
+	}
+	return err
+}
+
 // waitEOF reads from s until the peer closes it or d passes.
 func waitEOF(s Stream, d time.Duration) {
 	s.SetReadDeadline(time.Now().Add(d))
@@ -248,7 +265,11 @@ func (l *Link) start(r *control.Reader) {
 	go func() {
 		select {
 		case <-l.sess.Done():
-			l.closeWithError(errors.New("session closed"))
+			err := l.sess.Err()
+			if err == nil {
+				err = errors.New("session closed")
+			}
+			l.closeWithError(l.endReason(err))
 		case <-l.done:
 		}
 	}()
@@ -261,7 +282,7 @@ func (l *Link) readLoop(r *control.Reader) {
 			if errors.Is(err, control.ErrMalformed) || errors.Is(err, control.ErrTooLarge) || errors.Is(err, control.ErrUnknownType) {
 				l.log.Warn("closing tunnel session: bad control frame from peer", "err", err)
 			}
-			l.closeWithError(fmt.Errorf("control stream: %w", err))
+			l.closeWithError(l.endReason(fmt.Errorf("control stream: %w", err)))
 			return
 		}
 		l.lastRecv.Store(l.cfg.Now().UnixNano())
@@ -384,6 +405,17 @@ func (l *Link) drainLoop() {
 }
 
 var errDrained = errors.New("drained after GOAWAY")
+
+// endReason classifies the end of a session the peer closed: after this side
+// sent DRAINED with no stream open, the peer closing is the end of a complete
+// drain (its own DRAINED may not have arrived first: QUIC drops unsent
+// stream data when a connection closes).
+func (l *Link) endReason(err error) error {
+	if l.sentDrained.Load() && (l.gotDrained.Load() || l.ActiveStreams() == 0) {
+		return errDrained
+	}
+	return err
+}
 
 func (l *Link) pokeDrain() {
 	select {

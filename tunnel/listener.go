@@ -13,7 +13,10 @@ type Listener struct {
 	streams chan Stream
 	ctx     context.Context
 	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+
+	mu     sync.Mutex // orders Serve's wg.Add before Close's wg.Wait
+	closed bool       // guarded by mu
+	wg     sync.WaitGroup
 }
 
 // NewListener returns a Listener that reports addr as its address.
@@ -25,6 +28,11 @@ func NewListener(addr net.Addr) *Listener {
 // Serve accepts the streams that the peer opens on link until the link or the
 // listener closes. It returns at once; the accepting runs in a goroutine.
 func (l *Listener) Serve(link *Link) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return
+	}
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
@@ -55,6 +63,9 @@ func (l *Listener) Accept() (net.Conn, error) {
 
 // Close stops accepting streams; Links stay up. It is idempotent.
 func (l *Listener) Close() error {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
 	l.cancel()
 	l.wg.Wait()
 	return nil

@@ -54,6 +54,10 @@ type Session interface {
 	RemoteAddr() net.Addr
 	// Done is closed when the session has ended, for whatever reason.
 	Done() <-chan struct{}
+	// Err says why the session ended, as well as the transport knows (for
+	// example the TLS alert of a relay that refused the certificate); nil
+	// while the session is up or when the cause is unknown.
+	Err() error
 	// Close ends the session and every stream on it at once. It is idempotent.
 	Close() error
 }

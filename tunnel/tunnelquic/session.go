@@ -63,6 +63,13 @@ func (s *session) RemoteAddr() net.Addr { return s.conn.RemoteAddr() }
 
 func (s *session) Done() <-chan struct{} { return s.conn.Context().Done() }
 
+func (s *session) Err() error {
+	if s.conn.Context().Err() == nil {
+		return nil
+	}
+	return context.Cause(s.conn.Context())
+}
+
 func (s *session) Close() error {
 	s.closeOnce.Do(func() {
 		s.conn.CloseWithError(codeNoError, "closed")

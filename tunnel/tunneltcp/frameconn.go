@@ -3,6 +3,7 @@ package tunneltcp
 import (
 	"encoding/binary"
 	"net"
+	"sync"
 	"time"
 )
 
@@ -22,6 +23,32 @@ type frameConn struct {
 	timeout time.Duration
 	held    []byte // a data frame header waiting for its body
 	buf     []byte // joined header and body; at most one TLS record
+
+	mu       sync.Mutex
+	firstErr error // the first read or write error: why the session ended; guarded by mu
+}
+
+func (c *frameConn) err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.firstErr
+}
+
+func (c *frameConn) noteErr(err error) {
+	if err == nil {
+		return
+	}
+	c.mu.Lock()
+	if c.firstErr == nil {
+		c.firstErr = err
+	}
+	c.mu.Unlock()
+}
+
+func (c *frameConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.noteErr(err)
+	return n, err
 }
 
 func newFrameConn(c net.Conn, timeout time.Duration) *frameConn {
@@ -33,6 +60,12 @@ func (c *frameConn) Write(p []byte) (int, error) {
 		c.held = append(c.held, p...)
 		return len(p), nil
 	}
+	n, err := c.write(p)
+	c.noteErr(err)
+	return n, err
+}
+
+func (c *frameConn) write(p []byte) (int, error) {
 	c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
 	if len(c.held) == 0 {
 		return c.Conn.Write(p)

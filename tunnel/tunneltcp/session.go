@@ -15,6 +15,7 @@ import (
 type session struct {
 	ys  *yamux.Session
 	tls *tls.Conn
+	fc  *frameConn
 }
 
 func (s *session) OpenStream(ctx context.Context) (tunnel.Stream, error) {
@@ -42,6 +43,13 @@ func (s *session) LocalAddr() net.Addr                  { return s.tls.LocalAddr
 func (s *session) RemoteAddr() net.Addr                 { return s.tls.RemoteAddr() }
 func (s *session) Done() <-chan struct{}                { return s.ys.CloseChan() }
 func (s *session) Close() error                         { return s.ys.Close() }
+
+func (s *session) Err() error {
+	if !s.ys.IsClosed() {
+		return nil
+	}
+	return s.fc.err()
+}
 
 // stream adapts a yamux stream. yamux's Close is a half-close; Close here
 // also stops reading, as net.Conn requires.

@@ -132,12 +132,13 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (tunnel.Session, error) 
 		raw.Close()
 		return nil, fmt.Errorf("tls handshake with %s: %w", addr, err)
 	}
-	ys, err := yamux.Client(newFrameConn(conn, d.Config.writeTimeout()), ycfg)
+	fc := newFrameConn(conn, d.Config.writeTimeout())
+	ys, err := yamux.Client(fc, ycfg)
 	if err != nil {
 		conn.Close()
 		return nil, err
 	}
-	return &session{ys: ys, tls: conn}, nil
+	return &session{ys: ys, tls: conn, fc: fc}, nil
 }
 
 // Listener accepts TCP tunnel sessions; TLS handshakes run concurrently, each
@@ -216,12 +217,13 @@ func (l *Listener) handshake(raw net.Conn) {
 		}
 		return
 	}
-	ys, err := yamux.Server(newFrameConn(conn, l.cfg.writeTimeout()), l.ycfg)
+	fc := newFrameConn(conn, l.cfg.writeTimeout())
+	ys, err := yamux.Server(fc, l.ycfg)
 	if err != nil {
 		conn.Close()
 		return
 	}
-	s := &session{ys: ys, tls: conn}
+	s := &session{ys: ys, tls: conn, fc: fc}
 	l.mu.Lock()
 	l.live[s] = struct{}{}
 	l.mu.Unlock()

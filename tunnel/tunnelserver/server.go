@@ -1,0 +1,421 @@
+// Package tunnelserver is the relay's end of the tunnel: it listens for agents
+// on UDP (QUIC) and TCP (TLS+yamux) on the same port, proves each agent's
+// identity from its client certificate, runs the control protocol, keeps a
+// registry of the live sessions of every agent, and offers a net.Listener of
+// the streams agents open plus a DialContext that opens streams to an agent.
+// Shutdown sends GOAWAY on every session and waits for the streams in flight.
+package tunnelserver
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mcc-bridge/bridge/tunnel"
+	"github.com/mcc-bridge/bridge/tunnel/control"
+	"github.com/mcc-bridge/bridge/tunnel/tunnelquic"
+	"github.com/mcc-bridge/bridge/tunnel/tunneltcp"
+)
+
+// Config configures a Server. The zero value of every field but TLS means its default.
+type Config struct {
+	// Addr is where agents connect, on UDP for QUIC and on TCP. Zero means ":8443".
+	Addr string
+	// TLS holds the relay certificate and, in ClientCAs, the roots that agent
+	// certificates must chain to. Required. ClientAuth is forced to
+	// RequireAndVerifyClientCert.
+	TLS *tls.Config
+	// DisableQUIC and DisableTCP turn one transport off.
+	DisableQUIC, DisableTCP bool
+	// RelayID names this relay in WELCOME and logs. Zero means the host name.
+	RelayID string
+	// Version is the relay's version, sent in WELCOME.
+	Version string
+	// Identify turns a verified agent certificate into its identity. Nil
+	// means tunnel.IdentityFromCertificate.
+	Identify func(*x509.Certificate) (tunnel.Identity, error)
+	// DrainTimeout bounds the graceful drain when Run's context ends. Zero means 30s.
+	DrainTimeout time.Duration
+	// Link, QUIC and TCP tune the control protocol and the transports.
+	Link tunnel.LinkConfig
+	QUIC tunnelquic.Config
+	TCP  tunneltcp.Config
+	// Logger receives the server's log lines. Nil means no logging.
+	Logger *slog.Logger
+	// Metrics records tunnel figures. Nil records nothing.
+	Metrics *tunnel.Metrics
+}
+
+// Server accepts agent tunnels. Create it with New, bind with Listen, then Run.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	tls     *tls.Config
+	streams *tunnel.Listener
+
+	quicLn *tunnelquic.Listener
+	tcpLn  *tunneltcp.Listener
+
+	rr atomic.Uint64 // rotates ties in DialAgent
+
+	mu     sync.Mutex
+	agents map[tunnel.Identity][]*tunnel.Link // live links per agent; guarded by mu
+	closed bool                               // guarded by mu
+	wg     sync.WaitGroup
+}
+
+// New checks cfg and returns a Server.
+func New(cfg Config) (*Server, error) {
+	if cfg.TLS == nil || (len(cfg.TLS.Certificates) == 0 && cfg.TLS.GetCertificate == nil) {
+		return nil, errors.New("tunnel server: TLS with a relay certificate is required")
+	}
+	if cfg.TLS.ClientCAs == nil {
+		return nil, errors.New("tunnel server: TLS.ClientCAs (the roots agent certificates chain to) is required")
+	}
+	if cfg.DisableQUIC && cfg.DisableTCP {
+		return nil, errors.New("tunnel server: both transports are disabled")
+	}
+	if cfg.Addr == "" {
+		cfg.Addr = ":8443"
+	}
+	if cfg.RelayID == "" {
+		cfg.RelayID, _ = os.Hostname()
+	}
+	if cfg.Identify == nil {
+		cfg.Identify = tunnel.IdentityFromCertificate
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Link.Logger == nil {
+		cfg.Link.Logger = cfg.Logger
+	}
+	if cfg.Link.Metrics == nil {
+		cfg.Link.Metrics = cfg.Metrics
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, agents: make(map[tunnel.Identity][]*tunnel.Link)}
+	s.tls = cfg.TLS.Clone()
+	s.tls.ClientAuth = tls.RequireAndVerifyClientCert
+	s.tls.MinVersion = tls.VersionTLS13
+	s.tls.VerifyConnection = func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("no client certificate")
+		}
+		if _, err := s.cfg.Identify(cs.PeerCertificates[0]); err != nil {
+			return fmt.Errorf("agent certificate has no usable identity: %w", err)
+		}
+		if cfg.TLS.VerifyConnection != nil {
+			return cfg.TLS.VerifyConnection(cs)
+		}
+		return nil
+	}
+	s.streams = tunnel.NewListener(tunnel.Addr("relay:" + cfg.RelayID))
+	return s, nil
+}
+
+// Listen binds the UDP and TCP sockets, so that their addresses are known
+// before Run.
+func (s *Server) Listen() error {
+	addr := s.cfg.Addr
+	if !s.cfg.DisableTCP {
+		qc := s.cfg.TCP
+		qc.Logger = s.log
+		ln, err := tunneltcp.Listen(addr, s.tls, qc, s.handshakeFailed(tunnel.TCP))
+		if err != nil {
+			return err
+		}
+		s.tcpLn = ln
+		// With port 0, let QUIC take the same port number as TCP.
+		if host, port, _ := net.SplitHostPort(addr); port == "0" {
+			_, p, _ := net.SplitHostPort(ln.Addr().String())
+			addr = net.JoinHostPort(host, p)
+		}
+	}
+	if !s.cfg.DisableQUIC {
+		qc := s.cfg.QUIC
+		qc.Logger = s.log
+		ln, err := tunnelquic.Listen(addr, s.tls, qc, s.handshakeFailed(tunnel.QUIC))
+		if err != nil {
+			if s.tcpLn != nil {
+				s.tcpLn.Close()
+			}
+			return err
+		}
+		s.quicLn = ln
+	}
+	s.log.Info("relay listening for agents", "addr", s.cfg.Addr, "quic", !s.cfg.DisableQUIC, "tcp", !s.cfg.DisableTCP, "relay", s.cfg.RelayID)
+	return nil
+}
+
+// TCPAddr and UDPAddr are the bound addresses (nil when that transport is off).
+func (s *Server) TCPAddr() net.Addr {
+	if s.tcpLn == nil {
+		return nil
+	}
+	return s.tcpLn.Addr()
+}
+
+// UDPAddr is the bound UDP address, nil when QUIC is off.
+func (s *Server) UDPAddr() net.Addr {
+	if s.quicLn == nil {
+		return nil
+	}
+	return s.quicLn.Addr()
+}
+
+// Run accepts agent sessions until ctx ends, then drains every session for
+// at most DrainTimeout and closes. It calls Listen if that was not done.
+func (s *Server) Run(ctx context.Context) error {
+	if s.tcpLn == nil && s.quicLn == nil {
+		if err := s.Listen(); err != nil {
+			return err
+		}
+	}
+	var lns []interface {
+		Accept(context.Context) (tunnel.Session, error)
+	}
+	if s.quicLn != nil {
+		lns = append(lns, s.quicLn)
+	}
+	if s.tcpLn != nil {
+		lns = append(lns, s.tcpLn)
+	}
+	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	for _, ln := range lns {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			for {
+				sess, err := ln.Accept(actx)
+				if err != nil {
+					return
+				}
+				s.wg.Add(1)
+				go func() {
+					defer s.wg.Done()
+					s.handle(actx, sess)
+				}()
+			}
+		}()
+	}
+	<-ctx.Done()
+	dctx, dcancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
+	defer dcancel()
+	err := s.Shutdown(dctx)
+	cancel()
+	s.wg.Wait()
+	return err
+}
+
+func (s *Server) handle(ctx context.Context, sess tunnel.Session) {
+	cs := sess.ConnectionState()
+	id, err := s.cfg.Identify(cs.PeerCertificates[0])
+	if err != nil { // VerifyConnection already checked; be safe.
+		s.log.Warn("refused agent session", "remote", sess.RemoteAddr().String(), "err", err)
+		sess.Close()
+		return
+	}
+	sessionID := newSessionID()
+	link, err := tunnel.Accept(ctx, sess, id, func(h *control.Hello) (*control.Welcome, error) {
+		if h.Protocol != control.Version {
+			return nil, &control.Error{Code: "unsupported_protocol", Message: fmt.Sprintf("relay speaks control protocol %d, agent sent %d", control.Version, h.Protocol)}
+		}
+		if (h.Agent != "" && h.Agent != id.Agent) || (h.Tenant != "" && h.Tenant != id.Tenant) {
+			return nil, &control.Error{Code: "identity_mismatch", Message: fmt.Sprintf("HELLO names agent %q of tenant %q but the certificate proves %s", h.Agent, h.Tenant, id)}
+		}
+		return &control.Welcome{Relay: s.cfg.RelayID, Session: sessionID, Version: s.cfg.Version, Capabilities: []string{"http"}}, nil
+	}, s.cfg.Link)
+	if err != nil {
+		s.log.Warn("agent session failed", "peer", id.String(), "remote", sess.RemoteAddr().String(), "err", err)
+		return
+	}
+	if !s.register(id, link) {
+		link.Close()
+		return
+	}
+	h := link.Hello()
+	s.log.Info("agent connected", "peer", id.String(), "transport", link.Transport(), "remote", link.RemoteAddr().String(),
+		"session", sessionID, "agent_version", h.Version, "capabilities", strings.Join(h.Capabilities, ","))
+	s.streams.Serve(link)
+	<-link.Done()
+	s.unregister(id, link)
+	s.log.Info("agent session ended", "peer", id.String(), "transport", link.Transport(), "session", sessionID, "reason", link.Err())
+}
+
+func (s *Server) register(id tunnel.Identity, l *tunnel.Link) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.agents[id] = append(s.agents[id], l)
+	return true
+}
+
+func (s *Server) unregister(id tunnel.Identity, l *tunnel.Link) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	links := slices.DeleteFunc(s.agents[id], func(x *tunnel.Link) bool { return x == l })
+	if len(links) == 0 {
+		delete(s.agents, id)
+	} else {
+		s.agents[id] = links
+	}
+}
+
+func (s *Server) handshakeFailed(t tunnel.Transport) func(net.Addr, error) {
+	return func(remote net.Addr, err error) {
+		if err == nil || errors.Is(err, context.Canceled) {
+			return
+		}
+		s.log.Warn("refused agent connection: "+describeHandshakeError(err), "transport", t, "remote", remote.String(), "err", err)
+	}
+}
+
+// describeHandshakeError says in words why a handshake failed, for the log.
+func describeHandshakeError(err error) string {
+	var unknown x509.UnknownAuthorityError
+	var invalid x509.CertificateInvalidError
+	msg := err.Error()
+	switch {
+	case errors.As(err, &unknown) || strings.Contains(msg, "unknown authority"):
+		return "client certificate is not issued by a CA this relay trusts"
+	case errors.As(err, &invalid) && invalid.Reason == x509.Expired || strings.Contains(msg, "expired"):
+		return "client certificate has expired or is not yet valid"
+	case strings.Contains(msg, "didn't provide a certificate") || strings.Contains(msg, "no client certificate"):
+		return "client sent no certificate"
+	case strings.Contains(msg, "no usable identity"):
+		return "client certificate does not carry an agent identity"
+	case strings.Contains(msg, "no application protocol") || strings.Contains(msg, "ALPN"):
+		return "client does not speak the tunnel protocol"
+	case strings.Contains(msg, "timeout") || strings.Contains(msg, "deadline"):
+		return "handshake timed out"
+	}
+	return "TLS handshake failed"
+}
+
+// Listener is the net.Listener of streams that agents open; serve it with an
+// http.Server whose ConnContext is tunnel.ConnContext to see who is calling.
+func (s *Server) Listener() net.Listener { return s.streams }
+
+// DialAgent opens a stream to the agent id on its healthiest session.
+func (s *Server) DialAgent(ctx context.Context, id tunnel.Identity) (tunnel.Stream, error) {
+	for range 3 {
+		s.mu.Lock()
+		links := slices.Clone(s.agents[id])
+		s.mu.Unlock()
+		l := tunnel.Pick(links, int(s.rr.Add(1)))
+		if l == nil {
+			return nil, fmt.Errorf("agent %s is offline: %w", id, tunnel.ErrNoLink)
+		}
+		st, err := l.OpenStream(ctx)
+		if err == nil {
+			return st, nil
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("open stream to agent %s: %w", id, err)
+		}
+	}
+	return nil, fmt.Errorf("agent %s: no session would open a stream: %w", id, tunnel.ErrNoLink)
+}
+
+// DialContext opens a stream to the agent that addr names (the host made by
+// tunnel.Identity.Host, with any port), for an http.Transport.
+func (s *Server) DialContext(ctx context.Context, _, addr string) (net.Conn, error) {
+	id, err := tunnel.IdentityFromHost(addr)
+	if err != nil {
+		return nil, err
+	}
+	return s.DialAgent(ctx, id)
+}
+
+// AgentStatus describes one connected agent.
+type AgentStatus struct {
+	Tenant   string              `json:"tenant"`
+	Agent    string              `json:"agent"`
+	Version  string              `json:"version"`
+	Sessions []tunnel.LinkStatus `json:"sessions"`
+}
+
+// Agents lists the connected agents and their sessions, sorted by identity.
+func (s *Server) Agents() []AgentStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]AgentStatus, 0, len(s.agents))
+	for id, links := range s.agents {
+		a := AgentStatus{Tenant: id.Tenant, Agent: id.Agent}
+		for _, l := range links {
+			a.Sessions = append(a.Sessions, l.Status())
+			a.Version = l.Hello().Version
+		}
+		out = append(out, a)
+	}
+	slices.SortFunc(out, func(a, b AgentStatus) int {
+		return strings.Compare(a.Tenant+"/"+a.Agent, b.Tenant+"/"+b.Agent)
+	})
+	return out
+}
+
+// Shutdown stops accepting agents, sends GOAWAY on every session, and waits
+// until the streams in flight have finished or ctx ends; then it closes
+// everything. Agents move their new streams to other relays meanwhile.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	var links []*tunnel.Link
+	for _, ls := range s.agents {
+		links = append(links, ls...)
+	}
+	s.mu.Unlock()
+	if s.quicLn != nil {
+		s.quicLn.StopAccepting()
+	}
+	if s.tcpLn != nil {
+		s.tcpLn.StopAccepting()
+	}
+	s.log.Info("relay draining agent sessions", "sessions", len(links))
+	var wg sync.WaitGroup
+	var cut atomic.Int32
+	for _, l := range links {
+		wg.Go(func() {
+			if l.Drain(ctx, "relay shutting down") != nil {
+				cut.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	s.streams.Close()
+	if s.quicLn != nil {
+		s.quicLn.Close()
+	}
+	if s.tcpLn != nil {
+		s.tcpLn.Close()
+	}
+	if n := cut.Load(); n > 0 {
+		s.log.Warn("drain timed out: sessions closed with streams in flight", "sessions", n)
+		return fmt.Errorf("tunnel server shutdown: %d sessions closed with streams in flight: %w", n, ctx.Err())
+	}
+	return nil
+}
+
+func newSessionID() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
