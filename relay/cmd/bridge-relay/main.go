@@ -1,0 +1,159 @@
+// Command bridge-relay runs the MCC Bridge relay: it accepts agent tunnels
+// on UDP (QUIC) and TCP, serves what agents send, and calls agents back.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mcc-bridge/bridge/pki/devca"
+	"github.com/mcc-bridge/bridge/relay"
+	"github.com/mcc-bridge/bridge/tunnel/endpoint"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `bridge-relay: the MCC Bridge relay. It accepts agent tunnels on UDP (QUIC) and
+TCP, on the same port (default 8443), and reaches agents only through them.
+
+Usage:
+  bridge-relay serve     --config relay.yaml    run the relay in the foreground
+  bridge-relay agents    [--ops 127.0.0.1:9465]  list connected agents and their sessions
+  bridge-relay dev-certs --dir DIR              make a throwaway CA, relay and agent
+                                                certificates for a local trial (not for production)
+  bridge-relay version                          print the version
+  bridge-relay help                             show this text
+
+Run 'bridge-relay <command> -h' for the flags of a command.
+The configuration keys and their defaults are documented in README.md.
+`
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "bridge-relay:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "serve":
+		return cmdServe(args[1:], stderr)
+	case "agents":
+		return cmdAgents(args[1:], stdout, stderr)
+	case "dev-certs":
+		return cmdDevCerts(args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "bridge-relay", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func cmdServe(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	config := fs.String("config", "relay.yaml", "path of the relay configuration `file`")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := relay.LoadConfig(*config)
+	if err != nil {
+		return err
+	}
+	log, err := endpoint.NewLogger(stderr, cfg.Log.Format, cfg.Log.Level)
+	if err != nil {
+		return err
+	}
+	os.Setenv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING", "true")
+	r, err := relay.New(cfg, log, version)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return r.Run(ctx)
+}
+
+func cmdAgents(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("agents", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	ops := fs.String("ops", "127.0.0.1:9465", "the relay's ops `address`")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get("http://" + *ops + "/status")
+	if err != nil {
+		return fmt.Errorf("relay not reachable on %s: %w", *ops, err)
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(stdout, resp.Body)
+	return err
+}
+
+func cmdDevCerts(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("dev-certs", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("dir", "", "write the files into this `directory` (required)")
+	tenant := fs.String("tenant", "acme", "agent tenant")
+	agentID := fs.String("agent", "agent-01", "agent id")
+	hosts := fs.String("hosts", "localhost,127.0.0.1,::1", "comma-separated names and IPs for the relay certificate")
+	force := fs.Bool("force", false, "overwrite existing files")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dir == "" {
+		return errors.New("dev-certs: --dir is required")
+	}
+	root := filepath.Join(*dir, "root.crt")
+	if _, err := os.Stat(root); err == nil && !*force {
+		fmt.Fprintf(stdout, "dev certificates already in %s (use --force to replace them)\n", *dir)
+		return nil
+	}
+	ca, err := devca.New("MCC Bridge dev root")
+	if err != nil {
+		return err
+	}
+	if _, err := ca.WriteRoot(*dir, "root"); err != nil {
+		return err
+	}
+	long := devca.Validity{NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(30 * 24 * time.Hour)}
+	srv, err := ca.Server(long, strings.Split(*hosts, ",")...)
+	if err != nil {
+		return err
+	}
+	if _, _, err := devca.WriteFiles(*dir, "relay", srv); err != nil {
+		return err
+	}
+	ag, err := ca.Agent(long, *tenant, *agentID)
+	if err != nil {
+		return err
+	}
+	if _, _, err := devca.WriteFiles(*dir, "agent", ag); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote root.crt, relay.crt/key and agent.crt/key (spiffe://%s/agent/%s) to %s; valid 30 days, for local trials only\n", *tenant, *agentID, *dir)
+	return nil
+}

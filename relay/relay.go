@@ -1,0 +1,283 @@
+// Package relay is bridge-relay: the service in the cloud VPC that accepts
+// agent tunnels, serves what agents send over tunnel streams, and calls
+// agents back through them. Its operations server (loopback by default)
+// shows /readyz, /metrics, /status and the connected agents.
+package relay
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/mcc-bridge/bridge/tunnel"
+	"github.com/mcc-bridge/bridge/tunnel/endpoint"
+	"github.com/mcc-bridge/bridge/tunnel/tunnelserver"
+)
+
+// Config is the relay's configuration file (relay.yaml). Relative paths are
+// relative to the file's directory.
+type Config struct {
+	// Listen is where agents connect, on UDP (QUIC) and TCP. Default ":8443".
+	Listen string `yaml:"listen"`
+	// RelayID names this relay to agents and in logs. Default: the host name.
+	RelayID string `yaml:"relay_id"`
+	// TLS names the relay certificate, its key, and the root that agent
+	// certificates must chain to.
+	TLS endpoint.TLSFiles `yaml:"tls"`
+	// QUIC and TCP switch the transports. Default both on.
+	QUIC *bool `yaml:"quic"`
+	TCP  *bool `yaml:"tcp"`
+	// Ops is the operations server. Default 127.0.0.1:9465.
+	Ops OpsConfig `yaml:"ops"`
+	// Log sets the log format and level.
+	Log LogConfig `yaml:"log"`
+	// Tunnel tunes timings.
+	Tunnel TunnelConfig `yaml:"tunnel"`
+}
+
+// OpsConfig configures the operations server.
+type OpsConfig struct {
+	// Listen is the address. Default 127.0.0.1:9465.
+	Listen string `yaml:"listen"`
+}
+
+// LogConfig configures logging.
+type LogConfig struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `yaml:"level"`
+	// Format is text or json. Default text.
+	Format string `yaml:"format"`
+}
+
+// TunnelConfig tunes tunnel timings.
+type TunnelConfig struct {
+	// Heartbeat is the control-stream heartbeat interval. Default 500ms.
+	Heartbeat time.Duration `yaml:"heartbeat"`
+	// DrainTimeout bounds the graceful drain at shutdown. Default 30s.
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
+}
+
+// DefaultConfig returns the configuration with every default filled in.
+func DefaultConfig() Config {
+	on := true
+	on2 := true
+	return Config{
+		Listen: ":8443",
+		QUIC:   &on,
+		TCP:    &on2,
+		Ops:    OpsConfig{Listen: "127.0.0.1:9465"},
+		Log:    LogConfig{Level: "info", Format: "text"},
+		Tunnel: TunnelConfig{Heartbeat: 500 * time.Millisecond, DrainTimeout: 30 * time.Second},
+	}
+}
+
+// LoadConfig reads path over the defaults and checks the result.
+func LoadConfig(path string) (Config, error) {
+	cfg := DefaultConfig()
+	if err := endpoint.LoadYAML(path, &cfg); err != nil {
+		return Config{}, err
+	}
+	dir := filepath.Dir(path)
+	for _, p := range []*string{&cfg.TLS.Cert, &cfg.TLS.Key, &cfg.TLS.CA} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Validate checks the configuration for mistakes an admin can fix.
+func (c Config) Validate() error {
+	var errs []error
+	if c.TLS.Cert == "" || c.TLS.Key == "" || c.TLS.CA == "" {
+		errs = append(errs, errors.New("tls: cert, key and ca are required"))
+	}
+	if c.QUIC != nil && c.TCP != nil && !*c.QUIC && !*c.TCP {
+		errs = append(errs, errors.New("quic and tcp are both off: agents could not connect"))
+	}
+	return errors.Join(errs...)
+}
+
+// Relay is a running bridge-relay.
+type Relay struct {
+	cfg    Config
+	log    *slog.Logger
+	server *tunnelserver.Server
+	ops    *endpoint.Ops
+	agents *http.Client
+	id     string
+}
+
+// New builds a relay from cfg.
+func New(cfg Config, log *slog.Logger, version string) (*Relay, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cert, roots, err := cfg.TLS.Load()
+	if err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m, err := tunnel.NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := tunnelserver.New(tunnelserver.Config{
+		Addr:         cfg.Listen,
+		TLS:          &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: roots},
+		DisableQUIC:  cfg.QUIC != nil && !*cfg.QUIC,
+		DisableTCP:   cfg.TCP != nil && !*cfg.TCP,
+		RelayID:      cfg.RelayID,
+		Version:      version,
+		DrainTimeout: cfg.Tunnel.DrainTimeout,
+		Link:         tunnel.LinkConfig{HeartbeatInterval: cfg.Tunnel.Heartbeat},
+		Logger:       log,
+		Metrics:      m,
+	})
+	if err != nil {
+		return nil, err
+	}
+	r := &Relay{cfg: cfg, log: log, server: srv, id: cfg.RelayID}
+	r.agents = &http.Client{Transport: tunnel.NewHTTPTransport(srv.DialContext), Timeout: 30 * time.Second}
+	r.ops = &endpoint.Ops{
+		Addr:     cfg.Ops.Listen,
+		Gatherer: reg,
+		Ready:    func() error { return nil },
+		Status:   func() any { return r.Status() },
+		Extra:    r.opsRoutes,
+		Logger:   log,
+	}
+	return r, nil
+}
+
+// Server is the relay's tunnel server.
+func (r *Relay) Server() *tunnelserver.Server { return r.server }
+
+// OpsAddr is the bound operations address, once Run has started it.
+func (r *Relay) OpsAddr() string { return r.ops.BoundAddr() }
+
+// Status is what /status shows.
+type Status struct {
+	Relay  string                     `json:"relay"`
+	Agents []tunnelserver.AgentStatus `json:"agents"`
+}
+
+// Status returns a snapshot of the relay.
+func (r *Relay) Status() Status {
+	return Status{Relay: r.id, Agents: r.server.Agents()}
+}
+
+// opsRoutes adds the operator's view of agents to the ops server:
+// GET /v1/agents/{tenant}/{agent}/ping calls the agent through the tunnel.
+func (r *Relay) opsRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/agents", func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(r.server.Agents())
+	})
+	mux.HandleFunc("GET /v1/agents/{tenant}/{agent}/ping", func(w http.ResponseWriter, req *http.Request) {
+		id := tunnel.Identity{Tenant: req.PathValue("tenant"), Agent: req.PathValue("agent")}
+		if err := id.Validate(); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		start := time.Now()
+		body, err := r.CallAgent(req.Context(), id, "/v1/ping")
+		if err != nil {
+			status := http.StatusBadGateway
+			if errors.Is(err, tunnel.ErrNoLink) {
+				status = http.StatusServiceUnavailable
+			}
+			http.Error(w, err.Error(), status)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{
+			"agent": json.RawMessage(body), "round_trip_ms": float64(time.Since(start).Microseconds()) / 1000,
+		})
+	})
+}
+
+// CallAgent makes a GET request to the agent id through the tunnel and
+// returns the body of a 200 response.
+func (r *Relay) CallAgent(ctx context.Context, id tunnel.Identity, path string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+id.Host()+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := r.agents.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("call agent %s: %w", id, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("call agent %s: %w", id, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("call agent %s: %s", id, resp.Status)
+	}
+	return body, nil
+}
+
+// Handler serves what agents send through the tunnel. Every request carries
+// the agent's verified identity in its context (tunnel.PeerFromContext).
+func (r *Relay) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/tunnel/ping", func(w http.ResponseWriter, req *http.Request) {
+		peer, _ := tunnel.PeerFromContext(req.Context())
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"relay": r.id, "peer": peer.String(), "time": time.Now().UTC()})
+	})
+	return mux
+}
+
+// Run runs the relay until ctx ends, then drains agent sessions and returns.
+func (r *Relay) Run(ctx context.Context) error {
+	if err := r.server.Listen(); err != nil {
+		return err
+	}
+	if err := r.ops.Listen(); err != nil {
+		return err
+	}
+	r.log.Info("bridge-relay starting", "agents_tcp", r.server.TCPAddr(), "agents_udp", r.server.UDPAddr(), "ops", "http://"+r.ops.BoundAddr())
+	srv := &http.Server{
+		Handler:           r.Handler(),
+		ReadHeaderTimeout: 30 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ConnContext:       tunnel.ConnContext,
+		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelWarn),
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return r.ops.Run(gctx) })
+	g.Go(func() error {
+		err := r.server.Run(gctx)
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+		return err
+	})
+	g.Go(func() error {
+		if err := srv.Serve(r.server.Listener()); err != nil && !errors.Is(err, http.ErrServerClosed) && gctx.Err() == nil {
+			return fmt.Errorf("relay server: %w", err)
+		}
+		return nil
+	})
+	err := g.Wait()
+	r.log.Info("bridge-relay stopped")
+	return err
+}
