@@ -19,9 +19,9 @@ func FuzzYamuxFrames(f *testing.F) {
 		return []byte{0, typ, 0, flags, byte(id >> 24), byte(id >> 16), byte(id >> 8), byte(id), byte(length >> 24), byte(length >> 16), byte(length >> 8), byte(length)}
 	}
 	f.Add(append(hdr(1, 1, 1, 0), append(hdr(0, 0, 1, 5), "hello"...)...)) // SYN then data
-	f.Add(hdr(0, 0, 1, 1<<30))                                              // data beyond the window
-	f.Add(hdr(2, 1, 0, 7))                                                  // ping
-	f.Add(hdr(3, 0, 0, 0))                                                  // go away
+	f.Add(hdr(0, 0, 1, 1<<30))                                             // data beyond the window
+	f.Add(hdr(2, 1, 0, 7))                                                 // ping
+	f.Add(hdr(3, 0, 0, 0))                                                 // go away
 	f.Add([]byte{9, 9, 9})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ycfg, err := Config{Logger: nil}.yamuxConfig()
