@@ -159,6 +159,8 @@ type Agent struct {
 	leafTLS tls.Certificate
 	id      tunnel.Identity
 	start   time.Time
+
+	listening bool // set by Listen, before Run
 }
 
 // New builds an agent from cfg. getenv reads HTTPS_PROXY and NO_PROXY when
@@ -274,10 +276,23 @@ func (a *Agent) Handler() http.Handler {
 	return mux
 }
 
-// Run runs the agent until ctx ends, then drains the tunnel and returns.
-func (a *Agent) Run(ctx context.Context) error {
+// Listen binds the loopback ops socket, so that its address is known before
+// Run. The agent listens on nothing else.
+func (a *Agent) Listen() error {
 	if err := a.ops.Listen(); err != nil {
 		return err
+	}
+	a.listening = true
+	return nil
+}
+
+// Run runs the agent until ctx ends, then drains the tunnel and returns. It
+// calls Listen if that was not done.
+func (a *Agent) Run(ctx context.Context) error {
+	if !a.listening {
+		if err := a.Listen(); err != nil {
+			return err
+		}
 	}
 	a.log.Info("bridge-agent starting", "agent", a.id.Agent, "tenant", a.id.Tenant, "version", a.version,
 		"relays", strings.Join(a.cfg.Relays, ","), "protocol", a.cfg.Protocol, "ops", "http://"+a.ops.BoundAddr(),

@@ -120,6 +120,8 @@ type Relay struct {
 	ops    *endpoint.Ops
 	agents *http.Client
 	id     string
+
+	listening bool // set by Listen, before Run
 }
 
 // New builds a relay from cfg.
@@ -246,13 +248,26 @@ func (r *Relay) Handler() http.Handler {
 	return mux
 }
 
-// Run runs the relay until ctx ends, then drains agent sessions and returns.
-func (r *Relay) Run(ctx context.Context) error {
+// Listen binds the agent and ops sockets, so that their addresses are known
+// before Run.
+func (r *Relay) Listen() error {
 	if err := r.server.Listen(); err != nil {
 		return err
 	}
 	if err := r.ops.Listen(); err != nil {
 		return err
+	}
+	r.listening = true
+	return nil
+}
+
+// Run runs the relay until ctx ends, then drains agent sessions and returns.
+// It calls Listen if that was not done.
+func (r *Relay) Run(ctx context.Context) error {
+	if !r.listening {
+		if err := r.Listen(); err != nil {
+			return err
+		}
 	}
 	r.log.Info("bridge-relay starting", "agents_tcp", r.server.TCPAddr(), "agents_udp", r.server.UDPAddr(), "ops", "http://"+r.ops.BoundAddr())
 	srv := &http.Server{

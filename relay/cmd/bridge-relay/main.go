@@ -30,6 +30,7 @@ TCP, on the same port (default 8443), and reaches agents only through them.
 Usage:
   bridge-relay serve     --config relay.yaml    run the relay in the foreground
   bridge-relay agents    [--ops 127.0.0.1:9465]  list connected agents and their sessions
+  bridge-relay ping      TENANT/AGENT [--ops ...] call an agent through its tunnel
   bridge-relay dev-certs --dir DIR              make a throwaway CA, relay and agent
                                                 certificates for a local trial (not for production)
   bridge-relay version                          print the version
@@ -58,6 +59,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return cmdServe(args[1:], stderr)
 	case "agents":
 		return cmdAgents(args[1:], stdout, stderr)
+	case "ping":
+		return cmdPing(args[1:], stdout, stderr)
 	case "dev-certs":
 		return cmdDevCerts(args[1:], stdout, stderr)
 	case "version", "--version":
@@ -110,6 +113,44 @@ func cmdAgents(args []string, stdout, stderr io.Writer) error {
 	}
 	defer resp.Body.Close()
 	_, err = io.Copy(stdout, resp.Body)
+	return err
+}
+
+func cmdPing(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("ping", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	ops := fs.String("ops", "127.0.0.1:9465", "the relay's ops `address`")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: bridge-relay ping TENANT/AGENT [--ops address]")
+		fs.PrintDefaults()
+	}
+	// Accept the agent before or after the flags.
+	var target string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		target, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if target == "" && fs.NArg() == 1 {
+		target = fs.Arg(0)
+	}
+	tenant, agentID, ok := strings.Cut(target, "/")
+	if !ok || tenant == "" || agentID == "" {
+		fs.Usage()
+		return errors.New("ping: name the agent as TENANT/AGENT")
+	}
+	client := &http.Client{Timeout: 35 * time.Second}
+	resp, err := client.Get("http://" + *ops + "/v1/agents/" + tenant + "/" + agentID + "/ping")
+	if err != nil {
+		return fmt.Errorf("relay not reachable on %s: %w", *ops, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("ping %s: %s: %s", target, resp.Status, strings.TrimSpace(string(body)))
+	}
+	_, err = stdout.Write(body)
 	return err
 }
 

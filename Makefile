@@ -1,0 +1,61 @@
+# MCC Bridge: `make run` starts a relay and an agent on this machine,
+# `make test` installs what the tests need and runs every test.
+
+GO      ?= go
+BIN     := bin
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+CMDS    := ./agent/cmd/bridge-agent ./relay/cmd/bridge-relay
+FUZZTIME ?= 30s
+
+.DEFAULT_GOAL := help
+
+.PHONY: help build run deps test test-short lint bench fuzz check ci clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+build: ## build bridge-agent and bridge-relay into bin/
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ $(CMDS)
+
+run: build ## start a relay and an enrolled agent here (state in .run/); Ctrl-C stops both
+	./installer/devrun/run.sh
+
+deps: ## install what the tests need (tinyproxy, a real CONNECT proxy) when missing
+	@command -v tinyproxy >/dev/null 2>&1 || { \
+		echo "installing tinyproxy (Debian package) for the proxy tests"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tinyproxy >/dev/null; }
+
+test: deps ## run every test with the race detector
+	BRIDGE_REQUIRE_EXTERNAL=1 $(GO) test -race -count=1 -timeout 20m ./...
+
+test-short: ## run the fast tests only
+	$(GO) test -race -short -count=1 ./...
+
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+bench: ## measure the tunnel against plain TLS in one run; prints BENCH lines
+	$(GO) test ./tunnel/tunnelbench -run '^TestReport$$' -count=1 -v -timeout 20m -args -bench.report | grep '^BENCH '
+
+fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
+	@for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+			echo "== $$pkg $$f"; \
+			$(GO) test $$pkg -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s -parallel 2 || exit 1; \
+		done; \
+	done
+
+check: ## cross-build for linux/amd64, linux/arm64 and windows/amd64
+	@for p in linux/amd64 linux/arm64 windows/amd64; do \
+		echo "== $$p"; \
+		GOOS=$${p%/*} GOARCH=$${p#*/} CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o /dev/null ./agent/cmd/bridge-agent || exit 1; \
+		GOOS=$${p%/*} GOARCH=$${p#*/} CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o /dev/null ./relay/cmd/bridge-relay || exit 1; \
+	done
+
+ci: lint test check ## what CI runs
+
+clean: ## remove build output and make-run state
+	rm -rf $(BIN) .run
