@@ -32,11 +32,17 @@ func raiseBuffers(c *net.UDPConn, want int, log *slog.Logger, once *sync.Once) {
 		rcv = get(unix.SO_RCVBUF, unix.SO_RCVBUFFORCE)
 		snd = get(unix.SO_SNDBUF, unix.SO_SNDBUFFORCE)
 	})
-	if rcv < want || snd < want {
-		once.Do(func() {
-			log.Warn("the OS refused large UDP buffers: QUIC throughput on fast or distant links will suffer; "+
-				"raise the limits with: sysctl -w net.core.rmem_max=7500000 net.core.wmem_max=7500000",
-				"receive_kib", rcv>>10, "send_kib", snd>>10, "wanted_kib", want>>10)
-		})
+	warnShortBuffers(rcv, snd, want, log, once)
+}
+
+// warnShortBuffers warns, once per once, when the OS granted less than want.
+func warnShortBuffers(rcv, snd, want int, log *slog.Logger, once *sync.Once) {
+	if rcv >= want && snd >= want {
+		return
 	}
+	once.Do(func() {
+		log.Warn("the OS refused large UDP buffers: QUIC throughput on fast or distant links will suffer; "+
+			"raise the limits with: sysctl -w net.core.rmem_max=7500000 net.core.wmem_max=7500000",
+			"receive_kib", rcv>>10, "send_kib", snd>>10, "wanted_kib", want>>10)
+	})
 }

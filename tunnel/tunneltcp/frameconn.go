@@ -24,6 +24,8 @@ type frameConn struct {
 	held    []byte // a data frame header waiting for its body
 	buf     []byte // joined header and body; at most one TLS record
 
+	gate *memGate // caps unread stream data; nil means no cap
+
 	mu       sync.Mutex
 	firstErr error // the first read or write error: why the session ended; guarded by mu
 }
@@ -46,13 +48,26 @@ func (c *frameConn) noteErr(err error) {
 }
 
 func (c *frameConn) Read(p []byte) (int, error) {
+	if c.gate != nil {
+		c.gate.wait()
+	}
 	n, err := c.Conn.Read(p)
+	if c.gate != nil && n > 0 {
+		c.gate.observe(p[:n])
+	}
 	c.noteErr(err)
 	return n, err
 }
 
-func newFrameConn(c net.Conn, timeout time.Duration) *frameConn {
-	return &frameConn{Conn: c, timeout: timeout, held: make([]byte, 0, yamuxHeaderLen), buf: make([]byte, 0, maxRecord)}
+func (c *frameConn) Close() error {
+	if c.gate != nil {
+		c.gate.shutdown()
+	}
+	return c.Conn.Close()
+}
+
+func newFrameConn(c net.Conn, timeout time.Duration, gate *memGate) *frameConn {
+	return &frameConn{Conn: c, timeout: timeout, gate: gate, held: make([]byte, 0, yamuxHeaderLen), buf: make([]byte, 0, maxRecord)}
 }
 
 func (c *frameConn) Write(p []byte) (int, error) {

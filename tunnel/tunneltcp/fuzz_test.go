@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"testing"
 	"time"
@@ -31,7 +32,7 @@ func FuzzYamuxFrames(f *testing.F) {
 		ycfg.KeepAliveInterval = time.Hour
 		a, b := net.Pipe()
 		defer b.Close()
-		s, err := yamux.Server(newFrameConn(a, time.Second), ycfg)
+		s, err := yamux.Server(newFrameConn(a, time.Second, newMemGate(1<<20, slog.New(slog.DiscardHandler))), ycfg)
 		if err != nil {
 			t.Fatal(err)
 		}

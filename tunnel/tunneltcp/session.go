@@ -26,7 +26,7 @@ func (s *session) OpenStream(ctx context.Context) (tunnel.Stream, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &stream{Stream: st}, nil
+	return &stream{Stream: st, gate: s.fc.gate}, nil
 }
 
 func (s *session) AcceptStream(ctx context.Context) (tunnel.Stream, error) {
@@ -34,7 +34,7 @@ func (s *session) AcceptStream(ctx context.Context) (tunnel.Stream, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &stream{Stream: st}, nil
+	return &stream{Stream: st, gate: s.fc.gate}, nil
 }
 
 func (s *session) Transport() tunnel.Transport          { return tunnel.TCP }
@@ -55,6 +55,7 @@ func (s *session) Err() error {
 // also stops reading, as net.Conn requires.
 type stream struct {
 	*yamux.Stream
+	gate   *memGate
 	closed atomic.Bool
 }
 
@@ -63,6 +64,9 @@ func (s *stream) Read(p []byte) (int, error) {
 		return 0, net.ErrClosed
 	}
 	n, err := s.Stream.Read(p)
+	if n > 0 && s.gate != nil {
+		s.gate.consumed(s.StreamID(), n)
+	}
 	if err != nil && s.closed.Load() {
 		err = net.ErrClosed
 	}
@@ -76,5 +80,8 @@ func (s *stream) Close() error {
 		return nil
 	}
 	s.Stream.SetReadDeadline(time.Now())
+	if s.gate != nil {
+		s.gate.streamClosed(s.StreamID())
+	}
 	return s.Stream.Close()
 }

@@ -40,6 +40,10 @@ type Config struct {
 	StreamWindow uint32
 	// AcceptBacklog is how many streams may wait to be accepted. Zero means 1024.
 	AcceptBacklog int
+	// SessionMemory caps the stream data one session holds unread, across
+	// all its streams; at the cap, reading from the peer pauses until the
+	// application reads. Zero means 32 MiB.
+	SessionMemory int64
 	// HandshakeTimeout bounds the TLS handshake. Zero means 10s.
 	HandshakeTimeout time.Duration
 	// Logger receives yamux's warnings. Nil means no logging.
@@ -77,6 +81,14 @@ func (c Config) writeTimeout() time.Duration {
 		return 10 * time.Second
 	}
 	return c.WriteTimeout
+}
+
+func (c Config) newGate() *memGate {
+	limit := c.SessionMemory
+	if limit <= 0 {
+		limit = 32 << 20
+	}
+	return newMemGate(limit, c.logger())
 }
 
 func (c Config) handshakeTimeout() time.Duration {
@@ -132,7 +144,7 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (tunnel.Session, error) 
 		raw.Close()
 		return nil, fmt.Errorf("tls handshake with %s: %w", addr, err)
 	}
-	fc := newFrameConn(conn, d.Config.writeTimeout())
+	fc := newFrameConn(conn, d.Config.writeTimeout(), d.Config.newGate())
 	ys, err := yamux.Client(fc, ycfg)
 	if err != nil {
 		conn.Close()
@@ -217,7 +229,7 @@ func (l *Listener) handshake(raw net.Conn) {
 		}
 		return
 	}
-	fc := newFrameConn(conn, l.cfg.writeTimeout())
+	fc := newFrameConn(conn, l.cfg.writeTimeout(), l.cfg.newGate())
 	ys, err := yamux.Server(fc, l.ycfg)
 	if err != nil {
 		conn.Close()
