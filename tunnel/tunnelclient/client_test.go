@@ -367,6 +367,9 @@ func TestBadTransportBytes(t *testing.T) {
 	if _, err := io.ReadAll(conn); err != nil && !strings.Contains(err.Error(), "reset") {
 		t.Fatalf("relay did not close the connection cleanly: %v", err)
 	}
+	waitFor(t, 5*time.Second, "a log line naming the problem", func() bool {
+		return strings.Contains(r.logs(), "invalid protocol version")
+	})
 	a := startAgent(t, pki, tunnelclient.Config{Relays: []string{r.addr}, Protocol: tunnel.ProtocolTCP})
 	waitFor(t, 10*time.Second, "a good agent to connect", a.c.Ready)
 }

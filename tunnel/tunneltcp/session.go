@@ -3,6 +3,7 @@ package tunneltcp
 import (
 	"context"
 	"crypto/tls"
+	"log/slog"
 	"net"
 	"sync/atomic"
 	"time"
@@ -16,6 +17,11 @@ type session struct {
 	ys  *yamux.Session
 	tls *tls.Conn
 	fc  *frameConn
+	max int // streams open at once
+	log *slog.Logger
+
+	accepted atomic.Int64 // streams the peer opened that are open here
+	refused  atomic.Int64 // streams closed for going over max
 }
 
 func (s *session) OpenStream(ctx context.Context) (tunnel.Stream, error) {
@@ -30,11 +36,22 @@ func (s *session) OpenStream(ctx context.Context) (tunnel.Stream, error) {
 }
 
 func (s *session) AcceptStream(ctx context.Context) (tunnel.Stream, error) {
-	st, err := s.ys.AcceptStreamWithContext(ctx)
-	if err != nil {
-		return nil, err
+	for {
+		st, err := s.ys.AcceptStreamWithContext(ctx)
+		if err != nil {
+			return nil, err
+		}
+		w := &stream{Stream: st, gate: s.fc.gate}
+		if s.accepted.Add(1) <= int64(s.max) {
+			w.onClose = func() { s.accepted.Add(-1) }
+			return w, nil
+		}
+		s.accepted.Add(-1)
+		if s.refused.Add(1)&(s.refused.Load()-1) == 0 { // log the 1st, 2nd, 4th, 8th... refusal
+			s.log.Warn("peer opened more streams than allowed: closing the extra ones", "max_streams", s.max, "refused", s.refused.Load())
+		}
+		w.Close()
 	}
-	return &stream{Stream: st, gate: s.fc.gate}, nil
 }
 
 func (s *session) Transport() tunnel.Transport          { return tunnel.TCP }
@@ -55,8 +72,9 @@ func (s *session) Err() error {
 // also stops reading, as net.Conn requires.
 type stream struct {
 	*yamux.Stream
-	gate   *memGate
-	closed atomic.Bool
+	gate    *memGate
+	onClose func() // nil, or called once on Close
+	closed  atomic.Bool
 }
 
 func (s *stream) Read(p []byte) (int, error) {
@@ -82,6 +100,9 @@ func (s *stream) Close() error {
 	s.Stream.SetReadDeadline(time.Now())
 	if s.gate != nil {
 		s.gate.streamClosed(s.StreamID())
+	}
+	if s.onClose != nil {
+		s.onClose()
 	}
 	return s.Stream.Close()
 }

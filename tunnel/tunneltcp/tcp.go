@@ -40,6 +40,9 @@ type Config struct {
 	StreamWindow uint32
 	// AcceptBacklog is how many streams may wait to be accepted. Zero means 1024.
 	AcceptBacklog int
+	// MaxStreams bounds the streams open on a session at once; a stream the
+	// peer opens beyond it is closed at once. Zero means 16384, as for QUIC.
+	MaxStreams int
 	// SessionMemory caps the stream data one session holds unread, across
 	// all its streams; at the cap, reading from the peer pauses until the
 	// application reads. Zero means 32 MiB.
@@ -89,6 +92,13 @@ func (c Config) newGate() *memGate {
 		limit = 32 << 20
 	}
 	return newMemGate(limit, c.logger())
+}
+
+func (c Config) maxStreams() int {
+	if c.MaxStreams <= 0 {
+		return 16384
+	}
+	return c.MaxStreams
 }
 
 func (c Config) handshakeTimeout() time.Duration {
@@ -150,7 +160,7 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (tunnel.Session, error) 
 		conn.Close()
 		return nil, err
 	}
-	return &session{ys: ys, tls: conn, fc: fc}, nil
+	return &session{ys: ys, tls: conn, fc: fc, max: d.Config.maxStreams(), log: d.Config.logger()}, nil
 }
 
 // Listener accepts TCP tunnel sessions; TLS handshakes run concurrently, each
@@ -235,7 +245,7 @@ func (l *Listener) handshake(raw net.Conn) {
 		conn.Close()
 		return
 	}
-	s := &session{ys: ys, tls: conn, fc: fc}
+	s := &session{ys: ys, tls: conn, fc: fc, max: l.cfg.maxStreams(), log: l.cfg.logger()}
 	l.mu.Lock()
 	l.live[s] = struct{}{}
 	l.mu.Unlock()

@@ -145,3 +145,60 @@ func TestRefusedCertificates(t *testing.T) {
 		})
 	}
 }
+
+// TestMaxStreams: streams the peer opens beyond MaxStreams are closed at
+// once, and those within it work.
+func TestMaxStreams(t *testing.T) {
+	pki := tunneltest.NewPKI(t)
+	log, logs := tunneltest.Logger(t)
+	ln, err := Listen("127.0.0.1:0", pki.ServerTLS(), Config{MaxStreams: 3, Logger: log}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := (&Dialer{TLS: pki.ClientTLS(pki.Agent)}).Dial(ctx, ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := ln.Accept(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var opened []tunnel.Stream
+	for range 5 {
+		st, err := c.OpenStream(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Write([]byte("x"))
+		opened = append(opened, st)
+	}
+	go func() {
+		for {
+			st, err := s.AcceptStream(ctx)
+			if err != nil {
+				return
+			}
+			defer st.Close()
+			st.Write([]byte("y"))
+		}
+	}()
+	buf := make([]byte, 1)
+	for i, st := range opened {
+		st.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err := st.Read(buf)
+		if i < 3 && err != nil {
+			t.Errorf("stream %d within the limit failed: %v", i, err)
+		}
+		if i >= 3 && err == nil {
+			t.Errorf("stream %d beyond the limit was served", i)
+		}
+	}
+	if !strings.Contains(logs(), "more streams than allowed") {
+		t.Error("no log line about the refused streams")
+	}
+}
