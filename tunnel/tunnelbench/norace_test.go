@@ -1,0 +1,5 @@
+//go:build !race
+
+package tunnelbench
+
+const raceEnabled = false
