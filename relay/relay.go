@@ -155,7 +155,7 @@ func New(cfg Config, log *slog.Logger, version string) (*Relay, error) {
 		return nil, err
 	}
 	r := &Relay{cfg: cfg, log: log, server: srv, id: cfg.RelayID}
-	r.agents = &http.Client{Transport: tunnel.NewHTTPTransport(srv.DialContext), Timeout: 30 * time.Second}
+	r.agents = &http.Client{Transport: srv.HTTPTransport(), Timeout: 30 * time.Second}
 	r.ops = &endpoint.Ops{
 		Addr:     cfg.Ops.Listen,
 		Gatherer: reg,

@@ -88,6 +88,7 @@ type Link struct {
 	sentDrained atomic.Bool
 	gotDrained  atomic.Bool
 	goAwayCh    chan struct{} // closed when the peer's GOAWAY arrives
+	drainStart  chan struct{} // closed when GOAWAY is first sent or received
 	drainCh     chan struct{} // poked when the drain state may have moved on
 	drainOnce   sync.Once
 
@@ -237,15 +238,16 @@ func waitEOF(s Stream, d time.Duration) {
 
 func newLink(sess Session, ctrl Stream, peer Identity, cfg LinkConfig) *Link {
 	l := &Link{
-		sess:     sess,
-		ctrl:     ctrl,
-		cfg:      cfg,
-		m:        cfg.Metrics.forLink(sess.Transport()),
-		peer:     peer,
-		since:    cfg.Now(),
-		goAwayCh: make(chan struct{}),
-		drainCh:  make(chan struct{}, 1),
-		done:     make(chan struct{}),
+		sess:       sess,
+		ctrl:       ctrl,
+		cfg:        cfg,
+		m:          cfg.Metrics.forLink(sess.Transport()),
+		peer:       peer,
+		since:      cfg.Now(),
+		goAwayCh:   make(chan struct{}),
+		drainStart: make(chan struct{}),
+		drainCh:    make(chan struct{}, 1),
+		done:       make(chan struct{}),
 	}
 	l.log = cfg.Logger.With("transport", sess.Transport(), "remote", sess.RemoteAddr().String())
 	if !peer.IsZero() {
@@ -374,8 +376,17 @@ func (l *Link) GoAway(reason string) {
 		l.m.goawaySent.Inc()
 	}
 	l.write(&control.GoAway{Reason: reason})
-	l.drainOnce.Do(func() { go l.drainLoop() })
+	l.drainOnce.Do(l.startDrain)
 }
+
+func (l *Link) startDrain() {
+	close(l.drainStart)
+	go l.drainLoop()
+}
+
+// DrainStarted is closed when GOAWAY is first sent or received: from then
+// on no new stream may be opened on the link, and idle ones should close.
+func (l *Link) DrainStarted() <-chan struct{} { return l.drainStart }
 
 // drainLoop closes the link once GOAWAY went both ways, no stream is open on
 // this side, and the peer has said the same with DRAINED.

@@ -9,9 +9,10 @@
 //     over TCP (KindYamux), and one plain TLS 1.3 connection over TCP with
 //     the same certificates (KindTLS), the baseline.
 //   - HTTPLatency sends small HTTP requests at a fixed rate from an open-loop
-//     generator, through the tunnel with a new stream per request as the
-//     relay does (tunnel.NewHTTPTransport), and directly over loopback TCP
-//     with keep-alive (KindDirect), the baseline; it reports percentiles.
+//     generator, through the tunnel as agents and relays do (tunnel.Link,
+//     tunnel.Listener, tunnel.HTTPTransport with keep-alive streams) or with
+//     a fresh stream per request, and directly over loopback TCP with
+//     keep-alive (KindDirect), the baseline; it reports percentiles.
 //   - OpenLatency compares an echo on a new stream (OpenStream included)
 //     with an echo on a stream already open on the same session: the
 //     difference is the cost of opening, which must not be a round trip.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mcc-bridge/bridge/tunnel"
+	"github.com/mcc-bridge/bridge/tunnel/control"
 )
 
 // LoadOptions tunes HTTPLatency. The zero value of every field means its default.
@@ -37,10 +38,12 @@ type LoadOptions struct {
 	// BodySize is the size of each request body and of each response body,
 	// which echoes it. Zero means 1024.
 	BodySize int
-	// TunnelKeepAlive makes the tunnel clients keep streams open and send
-	// further requests on them, as the direct baseline keeps connections.
-	// False means a new stream per request, as tunnel.NewHTTPTransport does.
-	TunnelKeepAlive bool
+	// FreshStreams sends every tunnel request on a new stream without
+	// keep-alive (tunnel.NewHTTPTransport) over bare sessions. False means
+	// the product path: the control stream running on a tunnel.Link,
+	// tunnel.Listener on the server and tunnel.HTTPTransport, which keeps
+	// streams open as the direct baseline keeps connections.
+	FreshStreams bool
 }
 
 func (o LoadOptions) withDefaults() LoadOptions {
@@ -177,7 +180,10 @@ type httpTarget struct {
 func newHTTPTarget(ctx context.Context, kind Kind, cfg Config, opts LoadOptions) (*httpTarget, error) {
 	var (
 		ln        net.Listener
-		transport *http.Transport
+		transport interface {
+			http.RoundTripper
+			CloseIdleConnections()
+		}
 		url       string
 		closePair = func() {}
 	)
@@ -196,15 +202,27 @@ func newHTTPTarget(ctx context.Context, kind Kind, cfg Config, opts LoadOptions)
 			return nil, err
 		}
 		closePair = func() { p.Close() }
-		ln = newStreamListener(p.Server)
-		transport = tunnel.NewHTTPTransport(func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return p.Client.OpenStream(ctx)
-		})
-		if opts.TunnelKeepAlive {
-			transport.DisableKeepAlives = false
-			transport.MaxIdleConnsPerHost = opts.MaxInFlight
-		}
 		url = "http://bench.tunnel/echo"
+		if opts.FreshStreams {
+			ln = newStreamListener(p.Server)
+			transport = tunnel.NewHTTPTransport(func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return p.Client.OpenStream(ctx)
+			})
+			break
+		}
+		client, server, err := linkPair(ctx, p)
+		if err != nil {
+			p.Close()
+			return nil, err
+		}
+		tl := tunnel.NewListener(tunnel.Addr("bench"))
+		tl.Serve(server)
+		ln = tl
+		transport = &tunnel.HTTPTransport{
+			Pick:           func(context.Context, *http.Request) (*tunnel.Link, error) { return client, nil },
+			MaxIdlePerLink: opts.MaxInFlight,
+		}
+		closePair = func() { client.Close(); server.Close(); p.Close() }
 	default:
 		return nil, fmt.Errorf("%q is neither a tunnel transport nor the direct baseline", kind)
 	}
@@ -361,3 +379,30 @@ func (l *streamListener) Close() error {
 }
 
 func (l *streamListener) Addr() net.Addr { return tunnel.Addr("tunnelbench") }
+
+// linkPair runs the control-stream handshake on a pair of sessions, as an
+// agent and a relay do, and returns the two Links.
+func linkPair(ctx context.Context, p *Pair) (client, server *tunnel.Link, err error) {
+	type res struct {
+		l   *tunnel.Link
+		err error
+	}
+	accepted := make(chan res, 1)
+	go func() {
+		l, err := tunnel.Accept(ctx, p.Server, tunnel.Identity{Tenant: "bench", Agent: "bench"},
+			func(*control.Hello) (*control.Welcome, error) { return &control.Welcome{Relay: "bench"}, nil }, tunnel.LinkConfig{})
+		accepted <- res{l, err}
+	}()
+	client, err = tunnel.Connect(ctx, p.Client, control.Hello{Agent: "bench", Tenant: "bench"}, tunnel.LinkConfig{})
+	r := <-accepted
+	if err != nil || r.err != nil {
+		if client != nil {
+			client.Close()
+		}
+		if r.l != nil {
+			r.l.Close()
+		}
+		return nil, nil, fmt.Errorf("link handshake: %w", errors.Join(err, r.err))
+	}
+	return client, r.l, nil
+}

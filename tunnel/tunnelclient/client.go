@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"slices"
 	"sort"
@@ -538,12 +539,11 @@ func (c *Client) Ready() bool {
 	return false
 }
 
-// OpenStream opens a stream to a relay on the healthiest session, waiting up
-// to DialWait for one to come up.
-func (c *Client) OpenStream(ctx context.Context) (tunnel.Stream, error) {
+// PickLink returns the healthiest session for a new stream (tunnel.Pick),
+// waiting up to DialWait for one to come up.
+func (c *Client) PickLink(ctx context.Context) (*tunnel.Link, error) {
 	wait := time.NewTimer(c.cfg.DialWait)
 	defer wait.Stop()
-	var lastErr error
 	for {
 		c.mu.Lock()
 		links := make([]*tunnel.Link, 0, len(c.links))
@@ -553,31 +553,45 @@ func (c *Client) OpenStream(ctx context.Context) (tunnel.Stream, error) {
 		changed := c.changed
 		c.mu.Unlock()
 		slices.SortFunc(links, func(a, b *tunnel.Link) int { return a.Since().Compare(b.Since()) })
-		for range len(links) {
-			l := tunnel.Pick(links, int(c.rr.Add(1)))
-			if l == nil {
-				break
-			}
-			s, err := l.OpenStream(ctx)
-			if err == nil {
-				return s, nil
-			}
-			lastErr = err
-			links = slices.DeleteFunc(links, func(x *tunnel.Link) bool { return x == l })
+		if l := tunnel.Pick(links, int(c.rr.Add(1))); l != nil {
+			return l, nil
 		}
 		select {
 		case <-changed:
 		case <-ctx.Done():
 			return nil, fmt.Errorf("open tunnel stream: %w", ctx.Err())
 		case <-wait.C:
-			if lastErr != nil {
-				return nil, fmt.Errorf("open tunnel stream: %w (last error: %v)", tunnel.ErrNoLink, lastErr)
-			}
 			return nil, fmt.Errorf("open tunnel stream: %w after waiting %v", tunnel.ErrNoLink, c.cfg.DialWait)
-		case <-time.After(250 * time.Millisecond):
-			// A link may have turned healthy without a change in the set.
 		}
 	}
+}
+
+// OpenStream opens a stream to a relay on the healthiest session, waiting up
+// to DialWait for one to come up.
+func (c *Client) OpenStream(ctx context.Context) (tunnel.Stream, error) {
+	var lastErr error
+	for range 3 {
+		l, err := c.PickLink(ctx)
+		if err != nil {
+			if lastErr != nil {
+				return nil, fmt.Errorf("%w (last error: %v)", err, lastErr)
+			}
+			return nil, err
+		}
+		s, err := l.OpenStream(ctx)
+		if err == nil {
+			return s, nil
+		}
+		lastErr = err
+	}
+	return nil, fmt.Errorf("open tunnel stream: %w", lastErr)
+}
+
+// HTTPTransport returns a keep-alive http.RoundTripper to the relays over the
+// healthiest session, for the agent's calls (uploads) to the relay. Every
+// request reaches the relay's HTTP server whatever its URL host.
+func (c *Client) HTTPTransport() *tunnel.HTTPTransport {
+	return &tunnel.HTTPTransport{Pick: func(ctx context.Context, _ *http.Request) (*tunnel.Link, error) { return c.PickLink(ctx) }}
 }
 
 // DialContext opens a stream to a relay, for an http.Transport. Network and

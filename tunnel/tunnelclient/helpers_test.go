@@ -97,7 +97,7 @@ func startRelay(t *testing.T, pki *tunneltest.PKI, name string, opts ...relayOpt
 		r.done <- srv.Run(ctx)
 		hs.Close()
 	}()
-	r.http = &http.Client{Transport: tunnel.NewHTTPTransport(srv.DialContext), Timeout: 20 * time.Second}
+	r.http = &http.Client{Transport: srv.HTTPTransport(), Timeout: 20 * time.Second}
 	t.Cleanup(func() { r.stop() })
 	return r
 }
@@ -146,7 +146,7 @@ func startAgent(t *testing.T, pki *tunneltest.PKI, cfg tunnelclient.Config) *age
 		hs.Close()
 		close(a.done)
 	}()
-	a.http = &http.Client{Transport: tunnel.RetryIdempotent(tunnel.NewHTTPTransport(c.DialContext)), Timeout: 20 * time.Second}
+	a.http = &http.Client{Transport: tunnel.RetryIdempotent(c.HTTPTransport()), Timeout: 20 * time.Second}
 	t.Cleanup(func() {
 		cancel()
 		select {

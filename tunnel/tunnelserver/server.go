@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -314,15 +315,36 @@ func describeHandshakeError(err error) string {
 // http.Server whose ConnContext is tunnel.ConnContext to see who is calling.
 func (s *Server) Listener() net.Listener { return s.streams }
 
+// PickLink returns the healthiest session of agent id (tunnel.Pick).
+func (s *Server) PickLink(id tunnel.Identity) (*tunnel.Link, error) {
+	s.mu.Lock()
+	links := slices.Clone(s.agents[id])
+	s.mu.Unlock()
+	l := tunnel.Pick(links, int(s.rr.Add(1)))
+	if l == nil {
+		return nil, fmt.Errorf("agent %s is offline: %w", id, tunnel.ErrNoLink)
+	}
+	return l, nil
+}
+
+// HTTPTransport returns a keep-alive http.RoundTripper to agents: the
+// request's host names the agent (tunnel.Identity.Host).
+func (s *Server) HTTPTransport() *tunnel.HTTPTransport {
+	return &tunnel.HTTPTransport{Pick: func(_ context.Context, req *http.Request) (*tunnel.Link, error) {
+		id, err := tunnel.IdentityFromHost(req.URL.Host)
+		if err != nil {
+			return nil, err
+		}
+		return s.PickLink(id)
+	}}
+}
+
 // DialAgent opens a stream to the agent id on its healthiest session.
 func (s *Server) DialAgent(ctx context.Context, id tunnel.Identity) (tunnel.Stream, error) {
 	for range 3 {
-		s.mu.Lock()
-		links := slices.Clone(s.agents[id])
-		s.mu.Unlock()
-		l := tunnel.Pick(links, int(s.rr.Add(1)))
-		if l == nil {
-			return nil, fmt.Errorf("agent %s is offline: %w", id, tunnel.ErrNoLink)
+		l, err := s.PickLink(id)
+		if err != nil {
+			return nil, err
 		}
 		st, err := l.OpenStream(ctx)
 		if err == nil {
