@@ -80,6 +80,7 @@ type Link struct {
 	accMu    sync.Mutex
 	active   int64 // streams open on this link, either direction; guarded by accMu
 	gone     bool  // link closed and its streams taken off the gauge; guarded by accMu
+	total    int64 // streams ever opened on this link, either direction; guarded by accMu
 	rxBytes  atomic.Int64
 	txBytes  atomic.Int64
 
@@ -481,6 +482,7 @@ func (l *Link) AcceptStream(ctx context.Context) (Stream, error) {
 func (l *Link) track(s Stream) Stream {
 	l.accMu.Lock()
 	l.active++
+	l.total++
 	if l.m != nil && !l.gone {
 		l.m.streams.Inc()
 	}
@@ -577,6 +579,12 @@ func (l *Link) ActiveStreams() int64 {
 	return l.active
 }
 
+func (l *Link) streamsTotal() int64 {
+	l.accMu.Lock()
+	defer l.accMu.Unlock()
+	return l.total
+}
+
 // Since is when the link came up.
 func (l *Link) Since() time.Time { return l.since }
 
@@ -593,6 +601,7 @@ type LinkStatus struct {
 	Since         time.Time `json:"since"`
 	RTTMillis     float64   `json:"rtt_ms"`
 	ActiveStreams int64     `json:"active_streams"`
+	StreamsTotal  int64     `json:"streams_total"`
 	Healthy       bool      `json:"healthy"`
 	Draining      bool      `json:"draining"`
 	RxBytes       int64     `json:"rx_bytes"`
@@ -609,6 +618,7 @@ func (l *Link) Status() LinkStatus {
 		Since:         l.since,
 		RTTMillis:     float64(l.RTT().Microseconds()) / 1000,
 		ActiveStreams: l.ActiveStreams(),
+		StreamsTotal:  l.streamsTotal(),
 		Healthy:       l.Healthy(),
 		Draining:      l.Draining(),
 		RxBytes:       l.rxBytes.Load(),

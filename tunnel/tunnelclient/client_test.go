@@ -415,3 +415,42 @@ func TestThroughProxy(t *testing.T) {
 		})
 	}
 }
+
+// TestKeepAliveAndDrain: sequential requests reuse streams in both
+// directions, and idle keep-alive streams do not hold up a drain.
+func TestKeepAliveAndDrain(t *testing.T) {
+	for _, proto := range transports {
+		t.Run(string(proto), func(t *testing.T) {
+			tunneltest.VerifyNoLeaks(t)
+			pki := tunneltest.NewPKI(t)
+			r := startRelay(t, pki, "relay-a")
+			a := startAgent(t, pki, tunnelclient.Config{Relays: []string{r.addr}, Protocol: proto, Connections: 1})
+			waitFor(t, 10*time.Second, "a session", a.c.Ready)
+			for i := range 30 {
+				if _, err := get(a.http, "http://relay/ping"); err != nil {
+					t.Fatalf("agent->relay %d: %v", i, err)
+				}
+				if _, err := get(r.http, "http://"+agentHost+"/ping"); err != nil {
+					t.Fatalf("relay->agent %d: %v", i, err)
+				}
+			}
+			st := a.c.Links()[0].Status()
+			if st.StreamsTotal > 4 {
+				t.Errorf("60 sequential requests opened %d streams, want them reused (at most a few)", st.StreamsTotal)
+			}
+			if st.ActiveStreams == 0 {
+				t.Error("no idle keep-alive stream open after the requests: the drain below proves nothing")
+			}
+			start := time.Now()
+			if err := r.stop(); err != nil {
+				t.Fatalf("relay shutdown: %v", err)
+			}
+			if d := time.Since(start); d > 3*time.Second {
+				t.Errorf("drain took %v with only idle streams open, want well under the 10s timeout", d)
+			}
+			if !strings.Contains(r.logs(), "drained after GOAWAY") {
+				t.Error("the session did not end by a complete drain")
+			}
+		})
+	}
+}
