@@ -200,6 +200,7 @@ func TestRefusedAgents(t *testing.T) {
 	other, _ := devca.New("other root")
 	foreign, _ := other.Agent(devca.Valid(), "acme", "agent-01")
 	expired := pki.AgentCert(t, devca.Expired(), "acme", "agent-01")
+	noIdentity := pki.AgentCert(t, devca.Valid(), "Not_A_Tenant", "agent-01")
 	for _, proto := range transports {
 		for _, tc := range []struct {
 			name      string
@@ -213,6 +214,8 @@ func TestRefusedAgents(t *testing.T) {
 				"agent certificate expired", ""},
 			{"none", func() tunnelclient.Config { return tunnelclient.Config{TLS: pki.ClientTLS()} },
 				"no agent certificate configured", ""},
+			{"no agent identity", func() tunnelclient.Config { return tunnelclient.Config{TLS: clientTLS(pki, noIdentity)} },
+				"the relay log says why", "does not carry an agent identity"},
 		} {
 			t.Run(string(proto)+"/"+tc.name, func(t *testing.T) {
 				r := startRelay(t, pki, "relay-a")
