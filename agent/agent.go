@@ -49,25 +49,11 @@ type Config struct {
 	// the host of each relay address.
 	ServerName string `yaml:"server_name"`
 	// Ops is the loopback operations server. Default 127.0.0.1:9464.
-	Ops OpsConfig `yaml:"ops"`
+	Ops endpoint.OpsConfig `yaml:"ops"`
 	// Log sets the log format and level.
-	Log LogConfig `yaml:"log"`
+	Log endpoint.LogConfig `yaml:"log"`
 	// Tunnel tunes timings; the defaults suit most networks.
 	Tunnel TunnelConfig `yaml:"tunnel"`
-}
-
-// OpsConfig configures the operations server.
-type OpsConfig struct {
-	// Listen is the address; keep it on loopback. Default 127.0.0.1:9464 (agent), 127.0.0.1:9465 (relay).
-	Listen string `yaml:"listen"`
-}
-
-// LogConfig configures logging.
-type LogConfig struct {
-	// Level is debug, info, warn or error. Default info.
-	Level string `yaml:"level"`
-	// Format is text or json. Default text.
-	Format string `yaml:"format"`
 }
 
 // TunnelConfig tunes tunnel timings.
@@ -90,8 +76,8 @@ func DefaultConfig() Config {
 		Connections: 2,
 		Protocol:    string(tunnel.ProtocolAuto),
 		ProxyAuth:   "basic",
-		Ops:         OpsConfig{Listen: "127.0.0.1:9464"},
-		Log:         LogConfig{Level: "info", Format: "text"},
+		Ops:         endpoint.OpsConfig{Listen: "127.0.0.1:9464"},
+		Log:         endpoint.LogConfig{Level: "info", Format: "text"},
 		Tunnel: TunnelConfig{
 			Heartbeat:       500 * time.Millisecond,
 			FallbackDelay:   3 * time.Second,
@@ -108,12 +94,7 @@ func LoadConfig(path string) (Config, error) {
 	if err := endpoint.LoadYAML(path, &cfg); err != nil {
 		return Config{}, err
 	}
-	dir := filepath.Dir(path)
-	for _, p := range []*string{&cfg.TLS.Cert, &cfg.TLS.Key, &cfg.TLS.CA} {
-		if *p != "" && !filepath.IsAbs(*p) {
-			*p = filepath.Join(dir, *p)
-		}
-	}
+	cfg.TLS = cfg.TLS.RelativeTo(filepath.Dir(path))
 	if err := cfg.Validate(); err != nil {
 		return Config{}, fmt.Errorf("config %s: %w", path, err)
 	}

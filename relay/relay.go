@@ -39,25 +39,11 @@ type Config struct {
 	QUIC *bool `yaml:"quic"`
 	TCP  *bool `yaml:"tcp"`
 	// Ops is the operations server. Default 127.0.0.1:9465.
-	Ops OpsConfig `yaml:"ops"`
+	Ops endpoint.OpsConfig `yaml:"ops"`
 	// Log sets the log format and level.
-	Log LogConfig `yaml:"log"`
+	Log endpoint.LogConfig `yaml:"log"`
 	// Tunnel tunes timings.
 	Tunnel TunnelConfig `yaml:"tunnel"`
-}
-
-// OpsConfig configures the operations server.
-type OpsConfig struct {
-	// Listen is the address. Default 127.0.0.1:9465.
-	Listen string `yaml:"listen"`
-}
-
-// LogConfig configures logging.
-type LogConfig struct {
-	// Level is debug, info, warn or error. Default info.
-	Level string `yaml:"level"`
-	// Format is text or json. Default text.
-	Format string `yaml:"format"`
 }
 
 // TunnelConfig tunes tunnel timings.
@@ -76,8 +62,8 @@ func DefaultConfig() Config {
 		Listen: ":8443",
 		QUIC:   &on,
 		TCP:    &on2,
-		Ops:    OpsConfig{Listen: "127.0.0.1:9465"},
-		Log:    LogConfig{Level: "info", Format: "text"},
+		Ops:    endpoint.OpsConfig{Listen: "127.0.0.1:9465"},
+		Log:    endpoint.LogConfig{Level: "info", Format: "text"},
 		Tunnel: TunnelConfig{Heartbeat: 500 * time.Millisecond, DrainTimeout: 30 * time.Second},
 	}
 }
@@ -88,12 +74,7 @@ func LoadConfig(path string) (Config, error) {
 	if err := endpoint.LoadYAML(path, &cfg); err != nil {
 		return Config{}, err
 	}
-	dir := filepath.Dir(path)
-	for _, p := range []*string{&cfg.TLS.Cert, &cfg.TLS.Key, &cfg.TLS.CA} {
-		if *p != "" && !filepath.IsAbs(*p) {
-			*p = filepath.Join(dir, *p)
-		}
-	}
+	cfg.TLS = cfg.TLS.RelativeTo(filepath.Dir(path))
 	if err := cfg.Validate(); err != nil {
 		return Config{}, fmt.Errorf("config %s: %w", path, err)
 	}

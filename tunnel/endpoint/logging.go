@@ -7,6 +7,17 @@ import (
 	"strings"
 )
 
+// LogConfig is the log section of a configuration file.
+type LogConfig struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `yaml:"level"`
+	// Format is text or json. Default text.
+	Format string `yaml:"format"`
+}
+
+// Logger builds the process logger writing to w.
+func (c LogConfig) Logger(w io.Writer) (*slog.Logger, error) { return NewLogger(w, c.Format, c.Level) }
+
 // NewLogger builds the process logger: format "text" (the default) or
 // "json", level "debug", "info" (the default), "warn" or "error".
 func NewLogger(w io.Writer, format, level string) (*slog.Logger, error) {

@@ -14,6 +14,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
+// OpsConfig is the ops section of a configuration file.
+type OpsConfig struct {
+	// Listen is the ops server's address; keep it on loopback.
+	Listen string `yaml:"listen"`
+}
+
 // Ops is the operations HTTP server of an agent or relay, meant for a
 // loopback address:
 //

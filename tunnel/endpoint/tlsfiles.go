@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -18,6 +19,17 @@ type TLSFiles struct {
 	// CA is the root that verifies the other end: relays, on the agent;
 	// agent certificates, on the relay.
 	CA string `yaml:"ca"`
+}
+
+// RelativeTo returns f with relative paths taken as relative to dir, the
+// directory of the configuration file that named them.
+func (f TLSFiles) RelativeTo(dir string) TLSFiles {
+	for _, p := range []*string{&f.Cert, &f.Key, &f.CA} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	return f
 }
 
 // Load reads the files: the key pair and the root pool.

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/mcc-bridge/bridge/agent"
-	"github.com/mcc-bridge/bridge/tunnel/endpoint"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -80,7 +79,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log, err := endpoint.NewLogger(stderr, cfg.Log.Format, cfg.Log.Level)
+	log, err := cfg.Log.Logger(stderr)
 	if err != nil {
 		return err
 	}

@@ -18,7 +18,6 @@ import (
 
 	"github.com/mcc-bridge/bridge/pki/devca"
 	"github.com/mcc-bridge/bridge/relay"
-	"github.com/mcc-bridge/bridge/tunnel/endpoint"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -85,7 +84,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log, err := endpoint.NewLogger(stderr, cfg.Log.Format, cfg.Log.Level)
+	log, err := cfg.Log.Logger(stderr)
 	if err != nil {
 		return err
 	}
