@@ -20,7 +20,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/mcc-bridge/bridge/tunnel"
 	"github.com/mcc-bridge/bridge/tunnel/backoff"
@@ -278,30 +277,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("bridge-agent starting", "agent", a.id.Agent, "tenant", a.id.Tenant, "version", a.version,
 		"relays", strings.Join(a.cfg.Relays, ","), "protocol", a.cfg.Protocol, "ops", "http://"+a.ops.BoundAddr(),
 		"certificate", endpoint.Expiry(a.leafTLS.Leaf, time.Now()))
-	srv := &http.Server{
-		Handler:           a.Handler(),
-		ReadHeaderTimeout: 30 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ConnContext:       tunnel.ConnContext,
-		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return a.ops.Run(gctx) })
-	g.Go(func() error {
-		err := a.client.Run(gctx)
-		// The tunnel has drained: nothing more can arrive for the server.
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
-		return err
+	err := endpoint.Run(ctx, endpoint.Parts{
+		Name: "agent", Ops: a.ops, Tunnel: a.client.Run, Streams: a.client.Listener(), Handler: a.Handler(), Logger: a.log,
 	})
-	g.Go(func() error {
-		if err := srv.Serve(a.client.Listener()); err != nil && !errors.Is(err, http.ErrServerClosed) && gctx.Err() == nil {
-			return fmt.Errorf("agent server: %w", err)
-		}
-		return nil
-	})
-	err := g.Wait()
 	a.log.Info("bridge-agent stopped")
 	return err
 }

@@ -18,7 +18,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/mcc-bridge/bridge/tunnel"
 	"github.com/mcc-bridge/bridge/tunnel/endpoint"
@@ -251,29 +250,9 @@ func (r *Relay) Run(ctx context.Context) error {
 		}
 	}
 	r.log.Info("bridge-relay starting", "agents_tcp", r.server.TCPAddr(), "agents_udp", r.server.UDPAddr(), "ops", "http://"+r.ops.BoundAddr())
-	srv := &http.Server{
-		Handler:           r.Handler(),
-		ReadHeaderTimeout: 30 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ConnContext:       tunnel.ConnContext,
-		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelWarn),
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return r.ops.Run(gctx) })
-	g.Go(func() error {
-		err := r.server.Run(gctx)
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
-		return err
+	err := endpoint.Run(ctx, endpoint.Parts{
+		Name: "relay", Ops: r.ops, Tunnel: r.server.Run, Streams: r.server.Listener(), Handler: r.Handler(), Logger: r.log,
 	})
-	g.Go(func() error {
-		if err := srv.Serve(r.server.Listener()); err != nil && !errors.Is(err, http.ErrServerClosed) && gctx.Err() == nil {
-			return fmt.Errorf("relay server: %w", err)
-		}
-		return nil
-	})
-	err := g.Wait()
 	r.log.Info("bridge-relay stopped")
 	return err
 }
