@@ -199,8 +199,10 @@ func (c *Client) Run(ctx context.Context) error {
 // runSlot keeps one session up.
 func (c *Client) runSlot(ctx context.Context, slot int) {
 	failures := 0
+	leaving := false // the last session ended by the relay's GOAWAY
 	for ctx.Err() == nil {
-		t, err := c.pickTarget(ctx, slot, failures)
+		t, err := c.pickTarget(ctx, slot, failures, leaving)
+		leaving = false
 		var link *tunnel.Link
 		if err == nil {
 			link, err = c.connect(ctx, t)
@@ -234,7 +236,7 @@ func (c *Client) runSlot(ctx context.Context, slot int) {
 			// The relay is draining this session: connect a replacement now,
 			// while the old one finishes its streams.
 			c.log.Info("relay sent GOAWAY: moving to a new session", "slot", slot, "relay", t.relay)
-			failures = 0
+			failures, leaving = 0, true
 			c.cfg.Metrics.Reconnected()
 			continue
 		}
@@ -430,9 +432,9 @@ func (c *Client) checkOwnCertificate() error {
 }
 
 // pickTarget resolves the relay list and chooses an address for slot:
-// after a failure, any address but the one that just failed; among those,
-// one that no other slot holds, rotating with failures.
-func (c *Client) pickTarget(ctx context.Context, slot, failures int) (target, error) {
+// after a failure or a GOAWAY (leaving), any address but the slot's last
+// one; among those, one that no other slot holds, rotating with failures.
+func (c *Client) pickTarget(ctx context.Context, slot, failures int, leaving bool) (target, error) {
 	targets := c.resolve(ctx)
 	if len(targets) == 0 {
 		return target{}, errors.New("no relay address could be resolved")
@@ -449,7 +451,7 @@ func (c *Client) pickTarget(ctx context.Context, slot, failures int) (target, er
 	var candidates []target
 	for i := range n {
 		t := targets[(slot+failures+i)%n]
-		if failures > 0 && n > 1 && t.addr == c.slots[slot].addr {
+		if (failures > 0 || leaving) && n > 1 && t.addr == c.slots[slot].addr {
 			continue
 		}
 		candidates = append(candidates, t)
@@ -636,8 +638,8 @@ func sleep(ctx context.Context, d time.Duration) bool {
 func isRefusal(err error) bool {
 	var ae tls.AlertError
 	var ce *control.Error
-	return errors.As(err, &ae) || errors.As(err, &ce) || strings.Contains(err.Error(), "remote error: tls:") ||
-		strings.Contains(err.Error(), "refused this agent")
+	return tunnelquic.IsRefusal(err) || errors.As(err, &ae) || errors.As(err, &ce) ||
+		strings.Contains(err.Error(), "remote error: tls:") || strings.Contains(err.Error(), "refused this agent")
 }
 
 // explain adds a hint to errors whose cause is not obvious to an admin.

@@ -201,7 +201,7 @@ func TestRefusedAgents(t *testing.T) {
 	foreign, _ := other.Agent(devca.Valid(), "acme", "agent-01")
 	expired := pki.AgentCert(t, devca.Expired(), "acme", "agent-01")
 	noIdentity := pki.AgentCert(t, devca.Valid(), "Not_A_Tenant", "agent-01")
-	for _, proto := range transports {
+	for _, proto := range append(transports, tunnel.ProtocolAuto) {
 		for _, tc := range []struct {
 			name      string
 			cfg       func() tunnelclient.Config
@@ -232,6 +232,9 @@ func TestRefusedAgents(t *testing.T) {
 				}
 				if len(r.srv.Agents()) != 0 || a.c.Ready() {
 					t.Error("a refused agent got a session")
+				}
+				if strings.Contains(a.logs(), "falling back to TCP") {
+					t.Error("a refusal over QUIC was taken for blocked UDP")
 				}
 			})
 		}

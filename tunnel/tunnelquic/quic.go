@@ -216,3 +216,12 @@ func (l *Listener) Close() error {
 	l.pc.Close()
 	return err
 }
+
+// IsRefusal reports whether err says that the peer answered and refused the
+// connection during the TLS handshake (a certificate it did not accept), as
+// opposed to a network that dropped UDP. A refusal is no reason to fall back
+// to TCP: the relay would refuse that too.
+func IsRefusal(err error) bool {
+	var te *quic.TransportError
+	return errors.As(err, &te) && te.Remote && te.ErrorCode.IsCryptoError()
+}

@@ -127,6 +127,9 @@ func TestRefusedCertificates(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.clientSees) {
 				t.Fatalf("agent error %v, want one mentioning %q", err, tc.clientSees)
 			}
+			if !IsRefusal(err) {
+				t.Errorf("IsRefusal(%v) = false, want true", err)
+			}
 			deadline := time.Now().Add(5 * time.Second)
 			for {
 				mu.Lock()
@@ -141,5 +144,25 @@ func TestRefusedCertificates(t *testing.T) {
 				time.Sleep(20 * time.Millisecond)
 			}
 		})
+	}
+}
+
+// TestNoAnswerIsNoRefusal: a UDP port nothing answers on times out, which
+// the agent must treat as "UDP blocked" (fall back), not as a refusal.
+func TestNoAnswerIsNoRefusal(t *testing.T) {
+	pki := tunneltest.NewPKI(t)
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close() // bound but silent, like a firewall that drops UDP
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err = (&Dialer{TLS: pki.ClientTLS(pki.Agent)}).Dial(ctx, pc.LocalAddr().String())
+	if err == nil {
+		t.Fatal("dial to a silent port succeeded")
+	}
+	if IsRefusal(err) {
+		t.Errorf("IsRefusal(%v) = true for a silent port, want false", err)
 	}
 }
