@@ -28,13 +28,16 @@ import (
 // can kill a relay with SIGKILL: nothing gets to say goodbye.
 func TestMain(m *testing.M) {
 	if dir := os.Getenv("BRIDGE_TEST_RELAY_DIR"); dir != "" {
-		runRelayProcess(dir, os.Getenv("BRIDGE_TEST_RELAY_NAME"))
+		runRelayProcess(dir, os.Getenv("BRIDGE_TEST_RELAY_NAME"), os.Getenv("BRIDGE_TEST_RELAY_ADDR"))
 		return
 	}
 	os.Exit(m.Run())
 }
 
-func runRelayProcess(dir, name string) {
+func runRelayProcess(dir, name, addr string) {
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
 	fail := func(err error) {
 		fmt.Println("ERROR", err)
 		os.Exit(1)
@@ -50,7 +53,7 @@ func runRelayProcess(dir, name string) {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
 	srv, err := tunnelserver.New(tunnelserver.Config{
-		Addr:    "127.0.0.1:0",
+		Addr:    addr,
 		TLS:     &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool},
 		RelayID: name,
 		Logger:  slog.New(slog.NewTextHandler(os.Stderr, nil)),
@@ -74,9 +77,13 @@ type result struct {
 }
 
 func startRelayProcess(t *testing.T, dir, name string) (*exec.Cmd, string) {
+	return startRelayProcessAt(t, dir, name, "")
+}
+
+func startRelayProcessAt(t *testing.T, dir, name, addr string) (*exec.Cmd, string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "BRIDGE_TEST_RELAY_DIR="+dir, "BRIDGE_TEST_RELAY_NAME="+name)
+	cmd.Env = append(os.Environ(), "BRIDGE_TEST_RELAY_DIR="+dir, "BRIDGE_TEST_RELAY_NAME="+name, "BRIDGE_TEST_RELAY_ADDR="+addr)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -172,4 +179,43 @@ func TestFailoverKill9(t *testing.T) {
 			t.Logf("%d requests succeeded 2-4s after the kill, %d in all on relay-b", after, onB)
 		})
 	}
+}
+
+// TestRelayRestartIsNoticedAtOnce: a relay killed and started again on the
+// same address resets the agent's old QUIC connection (stateless reset, with
+// a key derived from its private key), so the agent reconnects within a
+// heartbeat or two instead of waiting for heartbeats to time out.
+func TestRelayRestartIsNoticedAtOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts relay processes")
+	}
+	pki := tunneltest.NewPKI(t)
+	dir := t.TempDir()
+	pki.CA.WriteRoot(dir, "root")
+	devca.WriteFiles(dir, "relay", pki.Server)
+	cmd, addr := startRelayProcess(t, dir, "relay-a")
+	a := startAgent(t, pki, tunnelclient.Config{Relays: []string{addr}, Protocol: tunnel.ProtocolQUIC, Connections: 1})
+	waitFor(t, 10*time.Second, "a session", a.c.Ready)
+	first := a.c.Links()[0]
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	restarted := time.Now()
+	startRelayProcessAt(t, dir, "relay-a", addr)
+	select {
+	case <-first.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the agent did not notice the restart within 5s (heartbeats alone take 6s)")
+	}
+	noticed := time.Since(restarted)
+	t.Logf("old session ended %v after the restart: %v", noticed.Round(time.Millisecond), first.Err())
+	if noticed > 2*time.Second {
+		t.Errorf("noticed after %v, want within 2s", noticed)
+	}
+	if !strings.Contains(fmt.Sprint(first.Err()), "stateless reset") {
+		t.Errorf("old session ended with %v, want a stateless reset", first.Err())
+	}
+	waitFor(t, 10*time.Second, "a session to the restarted relay", func() bool {
+		links := a.c.Links()
+		return len(links) == 1 && links[0] != first && a.c.Ready()
+	})
 }

@@ -10,6 +10,8 @@ package tunnelquic
 
 import (
 	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -45,8 +47,27 @@ type Config struct {
 	MaxConnectionWindow uint64
 	// SocketBuffer is the UDP send and receive buffer asked of the OS. Zero means 7 MiB.
 	SocketBuffer int
+	// StatelessResetKey, on a listener, lets a restarted relay tell agents
+	// at once that their old connection is gone (RFC 9000, 10.3), instead of
+	// their waiting for heartbeats to time out. It must stay the same across
+	// restarts: derive it from a stable secret with ResetKeyFrom. Nil means
+	// no stateless resets.
+	StatelessResetKey *quic.StatelessResetKey
 	// Logger receives warnings. Nil means no logging.
 	Logger *slog.Logger
+}
+
+// ResetKeyFrom derives a stateless reset key from a secret that outlives
+// restarts, such as the relay's private key: the same secret always gives
+// the same key, and the key reveals nothing of the secret.
+func ResetKeyFrom(secret []byte) (*quic.StatelessResetKey, error) {
+	k, err := hkdf.Key(sha256.New, secret, nil, "mcc-bridge quic stateless reset key", 32)
+	if err != nil {
+		return nil, err
+	}
+	var key quic.StatelessResetKey
+	copy(key[:], k)
+	return &key, nil
 }
 
 func (c Config) quicConfig() *quic.Config {
@@ -165,7 +186,7 @@ func Listen(addr string, tlsConf *tls.Config, cfg Config, onHandshakeFailure fun
 	}
 	var once sync.Once
 	raiseBuffers(pc, cfg.socketBuffer(), cfg.logger(), &once)
-	tr := &quic.Transport{Conn: pc}
+	tr := &quic.Transport{Conn: pc, StatelessResetKey: cfg.StatelessResetKey}
 	if onHandshakeFailure != nil {
 		tr.ConnContext = func(ctx context.Context, info *quic.ClientInfo) (context.Context, error) {
 			st := &handshakeState{}

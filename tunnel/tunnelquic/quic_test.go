@@ -1,6 +1,7 @@
 package tunnelquic
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"net"
@@ -164,5 +165,23 @@ func TestNoAnswerIsNoRefusal(t *testing.T) {
 	}
 	if IsRefusal(err) {
 		t.Errorf("IsRefusal(%v) = true for a silent port, want false", err)
+	}
+}
+
+func TestResetKeyFrom(t *testing.T) {
+	a1, err := ResetKeyFrom([]byte("relay private key one"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a2, _ := ResetKeyFrom([]byte("relay private key one"))
+	b, _ := ResetKeyFrom([]byte("relay private key two"))
+	if *a1 != *a2 {
+		t.Error("the same secret gave two keys: a restarted relay could not reset old connections")
+	}
+	if *a1 == *b {
+		t.Error("two secrets gave the same key")
+	}
+	if bytes.Contains(a1[:], []byte("relay private")) {
+		t.Error("the key contains the secret")
 	}
 }

@@ -24,6 +24,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/quic-go/quic-go"
+
 	"github.com/mcc-bridge/bridge/tunnel"
 	"github.com/mcc-bridge/bridge/tunnel/control"
 	"github.com/mcc-bridge/bridge/tunnel/tunnelquic"
@@ -150,6 +152,13 @@ func (s *Server) Listen() error {
 	if !s.cfg.DisableQUIC {
 		qc := s.cfg.QUIC
 		qc.Logger = s.log
+		if qc.StatelessResetKey == nil {
+			key, err := resetKey(s.tls)
+			if err != nil {
+				s.log.Warn("no QUIC stateless reset key: agents will notice a relay restart only by missed heartbeats", "err", err)
+			}
+			qc.StatelessResetKey = key
+		}
 		ln, err := tunnelquic.Listen(addr, s.tls, qc, s.handshakeFailed(tunnel.QUIC))
 		if err != nil {
 			if s.tcpLn != nil {
@@ -434,6 +443,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return fmt.Errorf("tunnel server shutdown: %d sessions closed with streams in flight: %w", n, ctx.Err())
 	}
 	return nil
+}
+
+// resetKey derives the QUIC stateless reset key from the relay's private
+// key, which outlives restarts, so a restarted relay can reset the agents'
+// connections to its former self.
+func resetKey(conf *tls.Config) (*quic.StatelessResetKey, error) {
+	if len(conf.Certificates) == 0 || conf.Certificates[0].PrivateKey == nil {
+		return nil, errors.New("the relay certificate comes from a callback, with no fixed private key")
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(conf.Certificates[0].PrivateKey)
+	if err != nil {
+		return nil, err
+	}
+	return tunnelquic.ResetKeyFrom(der)
 }
 
 func newSessionID() string {
