@@ -25,7 +25,9 @@ deps: ## install what the tests need (tinyproxy, a real CONNECT proxy) when miss
 	@command -v tinyproxy >/dev/null 2>&1 || { \
 		echo "installing tinyproxy (Debian package) for the proxy tests"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tinyproxy >/dev/null; }
+		$$SUDO apt-get update -qq && \
+		{ $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tinyproxy-bin >/dev/null 2>&1 || \
+		  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tinyproxy >/dev/null; }; }
 
 test: deps ## run every test with the race detector
 	BRIDGE_REQUIRE_EXTERNAL=1 $(GO) test -race -count=1 -timeout 20m ./...
