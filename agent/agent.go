@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/mcc-bridge/bridge/tunnel"
 	"github.com/mcc-bridge/bridge/tunnel/backoff"
@@ -157,8 +156,7 @@ func New(cfg Config, log *slog.Logger, version string, getenv func(string) strin
 	if err != nil {
 		return nil, fmt.Errorf("agent certificate %s: %w", cfg.TLS.Cert, err)
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := endpoint.NewRegistry()
 	m, err := tunnel.NewMetrics(reg)
 	if err != nil {
 		return nil, err

@@ -16,9 +16,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-
 	"github.com/mcc-bridge/bridge/tunnel"
 	"github.com/mcc-bridge/bridge/tunnel/endpoint"
 	"github.com/mcc-bridge/bridge/tunnel/tunnelserver"
@@ -113,8 +110,7 @@ func New(cfg Config, log *slog.Logger, version string) (*Relay, error) {
 	if err != nil {
 		return nil, err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := endpoint.NewRegistry()
 	m, err := tunnel.NewMetrics(reg)
 	if err != nil {
 		return nil, err
