@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -88,16 +87,11 @@ func DefaultConfig() Config {
 
 // LoadConfig reads path over the defaults and checks the result.
 func LoadConfig(path string) (Config, error) {
-	cfg := DefaultConfig()
-	if err := endpoint.LoadYAML(path, &cfg); err != nil {
-		return Config{}, err
-	}
-	cfg.TLS = cfg.TLS.RelativeTo(filepath.Dir(path))
-	if err := cfg.Validate(); err != nil {
-		return Config{}, fmt.Errorf("config %s: %w", path, err)
-	}
-	return cfg, nil
+	return endpoint.LoadConfig(path, DefaultConfig())
 }
+
+// TLSFiles is the TLS section, for endpoint.LoadConfig.
+func (c *Config) TLSFiles() *endpoint.TLSFiles { return &c.TLS }
 
 // Validate checks the configuration for mistakes an admin can fix.
 func (c Config) Validate() error {

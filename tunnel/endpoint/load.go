@@ -1,0 +1,32 @@
+package endpoint
+
+import (
+	"fmt"
+	"path/filepath"
+)
+
+// Checked is what LoadConfig needs of a configuration type: a check for
+// mistakes an admin can fix, and the TLS files it names.
+type Checked interface {
+	Validate() error
+	TLSFiles() *TLSFiles
+}
+
+// LoadConfig reads the YAML file at path strictly over defaults, takes the
+// TLS file paths as relative to the file's directory, and validates the
+// result.
+func LoadConfig[C any, PC interface {
+	*C
+	Checked
+}](path string, defaults C) (C, error) {
+	cfg := defaults
+	if err := LoadYAML(path, &cfg); err != nil {
+		return *new(C), err
+	}
+	pc := PC(&cfg)
+	*pc.TLSFiles() = pc.TLSFiles().RelativeTo(filepath.Dir(path))
+	if err := pc.Validate(); err != nil {
+		return *new(C), fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
