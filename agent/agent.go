@@ -8,17 +8,21 @@ package agent
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mcc-bridge/bridge/pki/enroll"
+	"github.com/mcc-bridge/bridge/pki/renew"
 	"github.com/mcc-bridge/bridge/tunnel"
 	"github.com/mcc-bridge/bridge/tunnel/backoff"
 	"github.com/mcc-bridge/bridge/tunnel/endpoint"
@@ -40,8 +44,12 @@ type Config struct {
 	Proxy string `yaml:"proxy"`
 	// ProxyAuth is basic or ntlm. Default basic.
 	ProxyAuth string `yaml:"proxy_auth"`
-	// TLS names the agent certificate, its key, and the root that verifies relays.
+	// TLS names a fixed agent certificate, its key, and the root that
+	// verifies relays. Use either tls or pki.
 	TLS endpoint.TLSFiles `yaml:"tls"`
+	// PKI is the enrolled identity (`bridge-agent enroll`), which renews
+	// itself. Use either tls or pki.
+	PKI PKIConfig `yaml:"pki"`
 	// ServerName overrides the name checked in relay certificates. Default:
 	// the host of each relay address.
 	ServerName string `yaml:"server_name"`
@@ -51,6 +59,15 @@ type Config struct {
 	Log endpoint.LogConfig `yaml:"log"`
 	// Tunnel tunes timings; the defaults suit most networks.
 	Tunnel TunnelConfig `yaml:"tunnel"`
+}
+
+// PKIConfig is the pki section.
+type PKIConfig struct {
+	// StateDir holds agent.crt, agent.key and root.crt from `bridge-agent
+	// enroll`. Setting it turns on renewal.
+	StateDir string `yaml:"state_dir"`
+	// CAURL is where renewals go. Default: the CA the agent enrolled with.
+	CAURL string `yaml:"ca_url"`
 }
 
 // TunnelConfig tunes tunnel timings.
@@ -90,8 +107,8 @@ func LoadConfig(path string) (Config, error) {
 	return endpoint.LoadConfig(path, DefaultConfig())
 }
 
-// TLSFiles is the TLS section, for endpoint.LoadConfig.
-func (c *Config) TLSFiles() *endpoint.TLSFiles { return &c.TLS }
+// Paths lists the configuration's paths, for endpoint.LoadConfig.
+func (c *Config) Paths() []*string { return append(c.TLS.Paths(), &c.PKI.StateDir) }
 
 // Validate checks the configuration for mistakes an admin can fix.
 func (c Config) Validate() error {
@@ -115,8 +132,13 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("proxy: %w", err))
 		}
 	}
-	if c.TLS.Cert == "" || c.TLS.Key == "" || c.TLS.CA == "" {
-		errs = append(errs, errors.New("tls: cert, key and ca are required (enroll the agent to get them)"))
+	tlsSet := c.TLS.Cert != "" || c.TLS.Key != "" || c.TLS.CA != ""
+	switch {
+	case c.PKI.StateDir != "" && tlsSet:
+		errs = append(errs, errors.New("tls and pki are both set: use pki.state_dir (enrolled, renews itself) or tls (fixed files)"))
+	case c.PKI.StateDir != "":
+	case c.TLS.Cert == "" || c.TLS.Key == "" || c.TLS.CA == "":
+		errs = append(errs, errors.New("pki.state_dir is required (run 'bridge-agent enroll' to fill it), or tls cert, key and ca"))
 	}
 	return errors.Join(errs...)
 }
@@ -129,6 +151,7 @@ type Agent struct {
 	reg     *prometheus.Registry
 	client  *tunnelclient.Client
 	ops     *endpoint.Ops
+	certs   *renew.Renewer // nil with fixed tls files
 	leafTLS tls.Certificate
 	id      tunnel.Identity
 	start   time.Time
@@ -142,18 +165,38 @@ func New(cfg Config, log *slog.Logger, version string, getenv func(string) strin
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cert, roots, err := cfg.TLS.Load()
-	if err != nil {
-		return nil, err
-	}
-	id, err := tunnel.IdentityFromCertificate(cert.Leaf)
-	if err != nil {
-		return nil, fmt.Errorf("agent certificate %s: %w", cfg.TLS.Cert, err)
-	}
 	reg := endpoint.NewRegistry()
 	m, err := tunnel.NewMetrics(reg)
 	if err != nil {
 		return nil, err
+	}
+	var (
+		cert    tls.Certificate
+		tlsConf *tls.Config
+		certs   *renew.Renewer
+	)
+	if cfg.PKI.StateDir != "" {
+		rm, err := renew.NewMetrics(reg)
+		if err != nil {
+			return nil, err
+		}
+		certs, err = renew.New(renew.Config{Store: enroll.Store{Dir: cfg.PKI.StateDir, Name: "agent"}, CAURL: cfg.PKI.CAURL, Logger: log, Metrics: rm})
+		if err != nil {
+			return nil, err
+		}
+		cert = *certs.Certificate()
+		tlsConf = &tls.Config{GetClientCertificate: certs.GetClientCertificate, RootCAs: certs.RootPool(), ServerName: cfg.ServerName}
+	} else {
+		var roots *x509.CertPool
+		cert, roots, err = cfg.TLS.Load()
+		if err != nil {
+			return nil, err
+		}
+		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: roots, ServerName: cfg.ServerName}
+	}
+	id, err := tunnel.IdentityFromCertificate(cert.Leaf)
+	if err != nil {
+		return nil, fmt.Errorf("agent certificate: %w", err)
 	}
 	var proxyFunc func(string) (*url.URL, error)
 	switch cfg.Proxy {
@@ -171,7 +214,7 @@ func New(cfg Config, log *slog.Logger, version string, getenv func(string) strin
 		Relays:          cfg.Relays,
 		Connections:     cfg.Connections,
 		Protocol:        tunnel.Protocol(cfg.Protocol),
-		TLS:             &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: roots, ServerName: cfg.ServerName},
+		TLS:             tlsConf,
 		Proxy:           proxyFunc,
 		ProxyAuth:       cfg.ProxyAuth,
 		AgentVersion:    version,
@@ -187,7 +230,7 @@ func New(cfg Config, log *slog.Logger, version string, getenv func(string) strin
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, log: log, version: version, reg: reg, client: client, leafTLS: cert, id: id, start: time.Now()}
+	a := &Agent{cfg: cfg, log: log, version: version, reg: reg, client: client, certs: certs, leafTLS: cert, id: id, start: time.Now()}
 	a.ops = &endpoint.Ops{
 		Addr:     cfg.Ops.Listen,
 		Gatherer: reg,
@@ -208,10 +251,21 @@ func (a *Agent) Client() *tunnelclient.Client { return a.client }
 func (a *Agent) OpsAddr() string { return a.ops.BoundAddr() }
 
 func (a *Agent) ready() error {
+	if a.certs != nil && a.certs.NeedsReenrollment() {
+		return errors.New("re-enrollment needed: " + a.certs.Status().LastError)
+	}
 	if a.client.Ready() {
 		return nil
 	}
 	return errors.New("no tunnel session to a relay is up")
+}
+
+// leaf is the current certificate.
+func (a *Agent) leaf() *x509.Certificate {
+	if a.certs != nil {
+		return a.certs.Certificate().Leaf
+	}
+	return a.leafTLS.Leaf
 }
 
 // Status is what `bridge-agent status` and /status show.
@@ -221,19 +275,28 @@ type Status struct {
 	Version     string              `json:"version"`
 	Uptime      string              `json:"uptime"`
 	Certificate string              `json:"certificate"`
+	Renewal     *renew.Status       `json:"renewal,omitempty"`
 	Tunnel      tunnelclient.Status `json:"tunnel"`
 }
 
 // Status returns a snapshot of the agent.
 func (a *Agent) Status() Status {
-	return Status{
+	st := Status{
 		Agent:       a.id.Agent,
 		Tenant:      a.id.Tenant,
 		Version:     a.version,
 		Uptime:      time.Since(a.start).Round(time.Second).String(),
-		Certificate: endpoint.Expiry(a.leafTLS.Leaf, time.Now()),
+		Certificate: endpoint.Expiry(a.leaf(), time.Now()),
 		Tunnel:      a.client.Status(),
 	}
+	if a.certs != nil {
+		rs := a.certs.Status()
+		st.Renewal = &rs
+		if rs.State == renew.StateReenroll {
+			st.Certificate += "; RE-ENROLLMENT NEEDED: get a new token and run 'bridge-agent enroll'"
+		}
+	}
+	return st
 }
 
 // Handler serves the requests relays send through the tunnel.
@@ -244,6 +307,25 @@ func (a *Agent) Handler() http.Handler {
 		json.NewEncoder(w).Encode(map[string]any{
 			"agent": a.id.Agent, "tenant": a.id.Tenant, "version": a.version, "time": time.Now().UTC(),
 		})
+	})
+	// GET /v1/diag/bytes?n=N streams N zero bytes (at most 1 GiB): the
+	// relay measures throughput to the agent with it.
+	mux.HandleFunc("GET /v1/diag/bytes", func(w http.ResponseWriter, r *http.Request) {
+		n, err := strconv.ParseInt(r.URL.Query().Get("n"), 10, 64)
+		if err != nil || n < 0 || n > 1<<30 {
+			http.Error(w, "n: want a byte count from 0 to 1073741824", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+		buf := make([]byte, 32<<10)
+		for n > 0 {
+			k := int(min(n, int64(len(buf))))
+			if _, err := w.Write(buf[:k]); err != nil {
+				return
+			}
+			n -= int64(k)
+		}
 	})
 	return mux
 }
@@ -268,10 +350,14 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.log.Info("bridge-agent starting", "agent", a.id.Agent, "tenant", a.id.Tenant, "version", a.version,
 		"relays", strings.Join(a.cfg.Relays, ","), "protocol", a.cfg.Protocol, "ops", "http://"+a.ops.BoundAddr(),
-		"certificate", endpoint.Expiry(a.leafTLS.Leaf, time.Now()))
-	err := endpoint.Run(ctx, endpoint.Parts{
+		"certificate", endpoint.Expiry(a.leaf(), time.Now()))
+	parts := endpoint.Parts{
 		Name: "agent", Ops: a.ops, Tunnel: a.client.Run, Streams: a.client.Listener(), Handler: a.Handler(), Logger: a.log,
-	})
+	}
+	if a.certs != nil {
+		parts.Background = append(parts.Background, a.certs.Run)
+	}
+	err := endpoint.Run(ctx, parts)
 	a.log.Info("bridge-agent stopped")
 	return err
 }

@@ -47,7 +47,8 @@ func TestLoadConfig(t *testing.T) {
 		{"bad protocol", "relays: [r:1]\nprotocol: udp\ntls: {cert: a, key: b, ca: c}\n", []string{"protocol", "auto, quic or tcp"}},
 		{"bad proxy auth", "relays: [r:1]\nproxy_auth: kerberos\ntls: {cert: a, key: b, ca: c}\n", []string{"proxy_auth"}},
 		{"proxy secret not echoed", "relays: [r:1]\nproxy: 'http://u:Zq9-secret@:bad'\ntls: {cert: a, key: b, ca: c}\n", []string{"proxy"}},
-		{"no tls", "relays: [r:1]\n", []string{"tls: cert, key and ca are required"}},
+		{"no tls", "relays: [r:1]\n", []string{"pki.state_dir is required", "bridge-agent enroll"}},
+		{"tls and pki", "relays: [r:1]\npki: {state_dir: s}\ntls: {cert: c, key: k, ca: r}\n", []string{"tls and pki are both set"}},
 		{"bad duration", "relays: [r:1]\ntunnel: {heartbeat: often}\n", []string{"often"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -15,6 +15,10 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/mcc-bridge/bridge/pki/caclient"
+	"github.com/mcc-bridge/bridge/pki/renew"
+	"github.com/mcc-bridge/bridge/pki/stepca"
+	"github.com/mcc-bridge/bridge/pki/verify"
 	"github.com/mcc-bridge/bridge/tunnel"
 	"github.com/mcc-bridge/bridge/tunnel/endpoint"
 	"github.com/mcc-bridge/bridge/tunnel/tunnelserver"
@@ -27,9 +31,12 @@ type Config struct {
 	Listen string `yaml:"listen"`
 	// RelayID names this relay to agents and in logs. Default: the host name.
 	RelayID string `yaml:"relay_id"`
-	// TLS names the relay certificate, its key, and the root that agent
-	// certificates must chain to.
+	// TLS names a fixed relay certificate, its key, and the root that agent
+	// certificates must chain to. Use either tls or pki.
 	TLS endpoint.TLSFiles `yaml:"tls"`
+	// PKI gets certificates from step-ca: an embedded CA or an external
+	// one, with renewal, CRL checks and revocation. Use either tls or pki.
+	PKI PKIConfig `yaml:"pki"`
 	// QUIC and TCP switch the transports. Default both on.
 	QUIC *bool `yaml:"quic"`
 	TCP  *bool `yaml:"tcp"`
@@ -60,6 +67,13 @@ func DefaultConfig() Config {
 		Ops:    endpoint.OpsConfig{Listen: "127.0.0.1:9465"},
 		Log:    endpoint.LogConfig{Level: "info", Format: "text"},
 		Tunnel: TunnelConfig{Heartbeat: 500 * time.Millisecond, DrainTimeout: 30 * time.Second},
+		PKI: PKIConfig{
+			CA:          EmbeddedCAConfig{Listen: "127.0.0.1:9000"},
+			Provisioner: stepca.AgentProvisioner,
+			CRLRefresh:  30 * time.Second,
+			Sweep:       10 * time.Second,
+			StateDir:    "state",
+		},
 	}
 }
 
@@ -68,14 +82,20 @@ func LoadConfig(path string) (Config, error) {
 	return endpoint.LoadConfig(path, DefaultConfig())
 }
 
-// TLSFiles is the TLS section, for endpoint.LoadConfig.
-func (c *Config) TLSFiles() *endpoint.TLSFiles { return &c.TLS }
+// Paths lists the configuration's paths, for endpoint.LoadConfig.
+func (c *Config) Paths() []*string { return append(c.TLS.Paths(), c.PKI.paths()...) }
 
 // Validate checks the configuration for mistakes an admin can fix.
 func (c Config) Validate() error {
 	var errs []error
-	if c.TLS.Cert == "" || c.TLS.Key == "" || c.TLS.CA == "" {
-		errs = append(errs, errors.New("tls: cert, key and ca are required"))
+	tlsSet := c.TLS.Cert != "" || c.TLS.Key != "" || c.TLS.CA != ""
+	switch {
+	case c.PKI.Enabled() && tlsSet:
+		errs = append(errs, errors.New("tls and pki are both set: use pki (certificates from step-ca) or tls (fixed files), not both"))
+	case c.PKI.Enabled():
+		errs = append(errs, c.PKI.validate()...)
+	case c.TLS.Cert == "" || c.TLS.Key == "" || c.TLS.CA == "":
+		errs = append(errs, errors.New("tls: cert, key and ca are required (or a pki section)"))
 	}
 	if c.QUIC != nil && c.TCP != nil && !*c.QUIC && !*c.TCP {
 		errs = append(errs, errors.New("quic and tcp are both off: agents could not connect"))
@@ -91,6 +111,7 @@ type Relay struct {
 	ops    *endpoint.Ops
 	agents *http.Client
 	id     string
+	pki    *pkiParts // nil with fixed tls files
 
 	listening bool // set by Listen, before Run
 }
@@ -100,18 +121,31 @@ func New(cfg Config, log *slog.Logger, version string) (*Relay, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cert, roots, err := cfg.TLS.Load()
-	if err != nil {
-		return nil, err
-	}
 	reg := endpoint.NewRegistry()
 	m, err := tunnel.NewMetrics(reg)
 	if err != nil {
 		return nil, err
 	}
+	r := &Relay{cfg: cfg, log: log, id: cfg.RelayID}
+	var tlsConf *tls.Config
+	if cfg.PKI.Enabled() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		r.pki, err = startPKI(ctx, cfg, r, reg)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		tlsConf = r.pki.tlsConfig()
+	} else {
+		cert, roots, err := cfg.TLS.Load()
+		if err != nil {
+			return nil, err
+		}
+		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: roots}
+	}
 	srv, err := tunnelserver.New(tunnelserver.Config{
 		Addr:         cfg.Listen,
-		TLS:          &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: roots},
+		TLS:          tlsConf,
 		DisableQUIC:  cfg.QUIC != nil && !*cfg.QUIC,
 		DisableTCP:   cfg.TCP != nil && !*cfg.TCP,
 		RelayID:      cfg.RelayID,
@@ -122,9 +156,10 @@ func New(cfg Config, log *slog.Logger, version string) (*Relay, error) {
 		Metrics:      m,
 	})
 	if err != nil {
+		r.pki.close()
 		return nil, err
 	}
-	r := &Relay{cfg: cfg, log: log, server: srv, id: cfg.RelayID}
+	r.server = srv
 	r.agents = &http.Client{Transport: srv.HTTPTransport(), Timeout: 30 * time.Second}
 	r.ops = &endpoint.Ops{
 		Addr:     cfg.Ops.Listen,
@@ -147,16 +182,55 @@ func (r *Relay) OpsAddr() string { return r.ops.BoundAddr() }
 type Status struct {
 	Relay  string                     `json:"relay"`
 	Agents []tunnelserver.AgentStatus `json:"agents"`
+	PKI    *PKIStatus                 `json:"pki,omitempty"`
+}
+
+// PKIStatus is the certificate side of /status.
+type PKIStatus struct {
+	CAURL           string           `json:"ca_url"`
+	Embedded        bool             `json:"embedded_ca"`
+	RootFingerprint string           `json:"root_fingerprint"`
+	Certificate     renew.Status     `json:"certificate"`
+	CRL             verify.CRLStatus `json:"crl"`
+	Denied          []verify.Denial  `json:"denied"`
 }
 
 // Status returns a snapshot of the relay.
 func (r *Relay) Status() Status {
-	return Status{Relay: r.id, Agents: r.server.Agents()}
+	st := Status{Relay: r.id, Agents: r.server.Agents()}
+	if r.pki != nil {
+		st.PKI = &PKIStatus{
+			CAURL:           r.pki.caURL,
+			Embedded:        r.pki.ca != nil,
+			RootFingerprint: caclient.Fingerprint(r.pki.root),
+			Certificate:     r.pki.renewer.Status(),
+			CRL:             r.pki.verifier.CRL(),
+			Denied:          r.pki.verifier.Denied(),
+		}
+	}
+	return st
+}
+
+// EmbeddedCA is the CA running inside the relay, or nil.
+func (r *Relay) EmbeddedCA() *stepca.Server {
+	if r.pki == nil {
+		return nil
+	}
+	return r.pki.ca
+}
+
+// CAURL is the URL of the CA agents enroll with, when the pki section is in use.
+func (r *Relay) CAURL() string {
+	if r.pki == nil {
+		return ""
+	}
+	return r.pki.caURL
 }
 
 // opsRoutes adds the operator's view of agents to the ops server:
 // GET /v1/agents/{tenant}/{agent}/ping calls the agent through the tunnel.
 func (r *Relay) opsRoutes(mux *http.ServeMux) {
+	r.pkiRoutes(mux)
 	mux.HandleFunc("GET /v1/agents", func(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(r.server.Agents())
@@ -181,6 +255,85 @@ func (r *Relay) opsRoutes(mux *http.ServeMux) {
 		json.NewEncoder(w).Encode(map[string]any{
 			"agent": json.RawMessage(body), "round_trip_ms": float64(time.Since(start).Microseconds()) / 1000,
 		})
+	})
+}
+
+// pkiRoutes are the ops routes for agent certificates:
+//
+//	POST /v1/agents/{tenant}/{agent}/token   one-time enrollment token (embedded CA)
+//	POST /v1/agents/{tenant}/{agent}/revoke  deny, revoke at the CA, close sessions
+//	POST /v1/agents/{tenant}/{agent}/allow   lift a denial (before re-enrolling)
+//	GET  /v1/denied                          the deny list
+func (r *Relay) pkiRoutes(mux *http.ServeMux) {
+	ident := func(w http.ResponseWriter, req *http.Request) (tunnel.Identity, bool) {
+		id := tunnel.Identity{Tenant: req.PathValue("tenant"), Agent: req.PathValue("agent")}
+		if err := id.Validate(); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return id, false
+		}
+		if r.pki == nil {
+			http.Error(w, "the relay has no pki section: certificates are fixed files", http.StatusConflict)
+			return id, false
+		}
+		return id, true
+	}
+	writeJSON := func(w http.ResponseWriter, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(v)
+	}
+	mux.HandleFunc("POST /v1/agents/{tenant}/{agent}/token", func(w http.ResponseWriter, req *http.Request) {
+		id, ok := ident(w, req)
+		if !ok {
+			return
+		}
+		if r.pki.ca == nil {
+			http.Error(w, "tokens come from the external CA: step ca token "+id.Agent+" --provisioner "+r.cfg.PKI.Provisioner+" --set tenant="+id.Tenant, http.StatusConflict)
+			return
+		}
+		m, err := r.pki.ca.Minter(stepca.AgentProvisioner)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		ttl, _ := time.ParseDuration(req.URL.Query().Get("ttl"))
+		tok, err := m.AgentToken(id.Tenant, id.Agent, ttl)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		r.log.Info("enrollment token issued", "peer", id.String(), "ttl", max(ttl, stepca.DefaultTokenTTL).String())
+		writeJSON(w, map[string]string{"token": tok, "ca_url": r.pki.caURL, "fingerprint": caclient.Fingerprint(r.pki.root)})
+	})
+	mux.HandleFunc("POST /v1/agents/{tenant}/{agent}/revoke", func(w http.ResponseWriter, req *http.Request) {
+		id, ok := ident(w, req)
+		if !ok {
+			return
+		}
+		res, err := r.Revoke(req.Context(), id, req.URL.Query().Get("reason"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		writeJSON(w, res)
+	})
+	mux.HandleFunc("POST /v1/agents/{tenant}/{agent}/allow", func(w http.ResponseWriter, req *http.Request) {
+		id, ok := ident(w, req)
+		if !ok {
+			return
+		}
+		was, err := r.pki.verifier.Allow(id)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		writeJSON(w, map[string]any{"agent": id.String(), "was_denied": was})
+	})
+	mux.HandleFunc("GET /v1/denied", func(w http.ResponseWriter, req *http.Request) {
+		if r.pki == nil {
+			writeJSON(w, []verify.Denial{})
+			return
+		}
+		writeJSON(w, r.pki.verifier.Denied())
 	})
 }
 
@@ -218,6 +371,10 @@ func (r *Relay) Handler() http.Handler {
 	return mux
 }
 
+// Close releases what New started (the embedded CA) when Run is not
+// called; Run does it itself.
+func (r *Relay) Close() { r.pki.close() }
+
 // Listen binds the agent and ops sockets, so that their addresses are known
 // before Run.
 func (r *Relay) Listen() error {
@@ -240,9 +397,14 @@ func (r *Relay) Run(ctx context.Context) error {
 		}
 	}
 	r.log.Info("bridge-relay starting", "agents_tcp", r.server.TCPAddr(), "agents_udp", r.server.UDPAddr(), "ops", "http://"+r.ops.BoundAddr())
-	err := endpoint.Run(ctx, endpoint.Parts{
+	parts := endpoint.Parts{
 		Name: "relay", Ops: r.ops, Tunnel: r.server.Run, Streams: r.server.Listener(), Handler: r.Handler(), Logger: r.log,
-	})
+	}
+	if r.pki != nil {
+		parts.Background = append(parts.Background, r.pki.renewer.Run, r.pki.verifier.Run, r.sweep)
+	}
+	err := endpoint.Run(ctx, parts)
+	r.pki.close()
 	r.log.Info("bridge-relay stopped")
 	return err
 }

@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -558,6 +559,25 @@ func (l *Link) closeWithError(err error) {
 
 // Transport says which protocol carries the link.
 func (l *Link) Transport() Transport { return l.sess.Transport() }
+
+// ConnectionState is the TLS state of the link's session: the peer's
+// certificate chain among it.
+func (l *Link) ConnectionState() tls.ConnectionState { return l.sess.ConnectionState() }
+
+// Abort tells the peer why in an ERROR frame, gives it up to a second to
+// read it, and closes the link. Streams in flight fail: use it when the
+// peer must go now (its certificate was revoked), and GoAway otherwise.
+func (l *Link) Abort(code, message string) {
+	e := &control.Error{Code: code, Message: message}
+	l.write(e)
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case <-l.done:
+	case <-t.C:
+	}
+	l.closeWithError(e)
+}
 
 // Peer is the verified identity of the agent on the other end (relay side
 // only; zero on the agent).

@@ -17,6 +17,7 @@ type Metrics struct {
 	goaways     *prometheus.CounterVec
 	fallbacks   prometheus.Counter
 	reconnects  prometheus.Counter
+	refusals    *prometheus.CounterVec
 }
 
 // NewMetrics creates the tunnel collectors and registers them with reg.
@@ -53,8 +54,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		reconnects: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "bridge_tunnel_reconnects_total", Help: "Times the agent dialed again after losing a session.",
 		}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bridge_tunnel_refusals_total",
+			Help: "Agent connections and sessions the relay refused or closed, by reason (another_ca, expired, not_yet_valid, " +
+				"revoked, denied, wrong_eku, wrong_provisioner, bad_identity, no_certificate, protocol, timeout, other).",
+		}, []string{"reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.connections, m.connects, m.failures, m.rtt, m.streams, m.opened, m.bytes, m.goaways, m.fallbacks, m.reconnects} {
+	for _, c := range []prometheus.Collector{m.connections, m.connects, m.failures, m.rtt, m.streams, m.opened, m.bytes, m.goaways, m.fallbacks, m.reconnects, m.refusals} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -66,6 +72,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 func (m *Metrics) ConnectFailed(t Transport) {
 	if m != nil {
 		m.failures.WithLabelValues(string(t)).Inc()
+	}
+}
+
+// Refused counts one agent connection or session refused for reason.
+func (m *Metrics) Refused(reason string) {
+	if m != nil {
+		m.refusals.WithLabelValues(reason).Inc()
 	}
 }
 

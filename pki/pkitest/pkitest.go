@@ -56,7 +56,7 @@ func Serve(t testing.TB, c *stepca.CA, ln net.Listener) *stepca.Server {
 // Minter returns a Minter for provisioner name of srv's CA.
 func Minter(t testing.TB, srv *stepca.Server, name string) *stepca.Minter {
 	t.Helper()
-	m, err := srv.CA().Minter(name)
+	m, err := srv.Minter(name)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -185,11 +185,17 @@ func (r *Renewer) Kick() {
 
 // renewTime is when leaf is due for renewal: RenewAt of its lifetime,
 // brought forward by up to a twentieth of the lifetime at random so that a
-// fleet enrolled together does not renew together.
-func (r *Renewer) renewTime(leaf *x509.Certificate) time.Time {
+// fleet enrolled together does not renew together. Never earlier than half
+// way from obtained to expiry: a short certificate whose NotBefore is
+// backdated would otherwise be due the moment it arrives.
+func (r *Renewer) renewTime(leaf *x509.Certificate, obtained time.Time) time.Time {
 	life := leaf.NotAfter.Sub(leaf.NotBefore)
 	at := leaf.NotBefore.Add(time.Duration(float64(life) * r.cfg.RenewAt))
-	return at.Add(-time.Duration(rand.Float64() * float64(life) / 20))
+	at = at.Add(-time.Duration(rand.Float64() * float64(life) / 20))
+	if floor := obtained.Add(leaf.NotAfter.Sub(obtained) / 2); at.Before(floor) && obtained.Before(leaf.NotAfter) {
+		at = floor
+	}
+	return at
 }
 
 // Run renews the certificate until ctx ends. It returns nil then.
@@ -201,9 +207,10 @@ func (r *Renewer) Run(ctx context.Context) error {
 		return nil
 	}
 	attempt := 0
+	obtained := time.Now()
 	for {
 		leaf := r.cert.Load().Leaf
-		wait := time.Until(r.renewTime(leaf))
+		wait := time.Until(r.renewTime(leaf, obtained))
 		if attempt > 0 {
 			wait = r.cfg.Backoff.Delay(attempt)
 		}
@@ -227,6 +234,7 @@ func (r *Renewer) Run(ctx context.Context) error {
 		}
 		if err == nil {
 			attempt = 0
+			obtained = time.Now()
 			continue
 		}
 		attempt++

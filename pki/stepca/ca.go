@@ -21,6 +21,7 @@ import (
 	"github.com/smallstep/certificates/authority/provisioner"
 	"github.com/smallstep/certificates/ca"
 	"github.com/smallstep/certificates/db"
+	"github.com/smallstep/nosql/database"
 	"go.step.sm/crypto/pemutil"
 )
 
@@ -192,6 +193,17 @@ func (s *Server) URL() string {
 	return "https://" + net.JoinHostPort(s.ca.cfg.DNSNames[0], port)
 }
 
+// Minter makes tokens for the named provisioner, with this server's URL
+// as their audience.
+func (s *Server) Minter(name string) (*Minter, error) {
+	m, err := s.ca.Minter(name)
+	if err != nil {
+		return nil, err
+	}
+	m.url = s.URL()
+	return m, nil
+}
+
 // CA is the CA directory the server runs.
 func (s *Server) CA() *CA { return s.ca }
 
@@ -208,4 +220,30 @@ func (s *Server) Close(ctx context.Context) error {
 		err = errors.Join(err, s.auth.Shutdown())
 	})
 	return err
+}
+
+// IssuedTo returns the certificates this CA issued that are still valid
+// and that match reports true for, read from the CA's database. Revocation
+// uses it to find every serial an agent holds, renewals included.
+func (s *Server) IssuedTo(match func(*x509.Certificate) bool) ([]*x509.Certificate, error) {
+	lister, ok := s.auth.GetDatabase().(interface {
+		List(bucket []byte) ([]*database.Entry, error)
+	})
+	if !ok {
+		return nil, errors.New("the CA database cannot list certificates")
+	}
+	entries, err := lister.List([]byte("x509_certs"))
+	if err != nil {
+		return nil, fmt.Errorf("list issued certificates: %w", err)
+	}
+	now := time.Now()
+	var out []*x509.Certificate
+	for _, e := range entries {
+		c, err := x509.ParseCertificate(e.Value)
+		if err != nil || now.After(c.NotAfter) || !match(c) {
+			continue
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }

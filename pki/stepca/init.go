@@ -232,6 +232,10 @@ func Init(dir string, opts InitOptions) (*CA, error) {
 		AuthorityConfig: &config.AuthConfig{
 			Provisioners: provisioner.List{agents, relays},
 			Backdate:     &provisioner.Duration{Duration: opts.Backdate},
+			// Used tokens are remembered in the database, so a token made
+			// before a restart stays single-use: an admin's token survives
+			// a relay restart.
+			DisableIssuedAtCheck: true,
 		},
 		TLS: &config.DefaultTLSOptions,
 	}

@@ -6,15 +6,15 @@ import (
 )
 
 // Checked is what LoadConfig needs of a configuration type: a check for
-// mistakes an admin can fix, and the TLS files it names.
+// mistakes an admin can fix, and the file and directory paths it names.
 type Checked interface {
 	Validate() error
-	TLSFiles() *TLSFiles
+	Paths() []*string
 }
 
 // LoadConfig reads the YAML file at path strictly over defaults, takes the
-// TLS file paths as relative to the file's directory, and validates the
-// result.
+// relative paths it names as relative to the file's directory, and
+// validates the result.
 func LoadConfig[C any, PC interface {
 	*C
 	Checked
@@ -24,7 +24,12 @@ func LoadConfig[C any, PC interface {
 		return *new(C), err
 	}
 	pc := PC(&cfg)
-	*pc.TLSFiles() = pc.TLSFiles().RelativeTo(filepath.Dir(path))
+	dir := filepath.Dir(path)
+	for _, p := range pc.Paths() {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
 	if err := pc.Validate(); err != nil {
 		return *new(C), fmt.Errorf("config %s: %w", path, err)
 	}

@@ -28,6 +28,9 @@ type Parts struct {
 	Handler http.Handler
 	// Logger receives the HTTP server's errors.
 	Logger *slog.Logger
+	// Background are more tasks to run until ctx ends, such as certificate
+	// renewal; each must return when ctx ends. An error from one stops all.
+	Background []func(ctx context.Context) error
 }
 
 // Run runs the ops server, the tunnel and an HTTP server on the tunnel's
@@ -44,6 +47,9 @@ func Run(ctx context.Context, p Parts) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return p.Ops.Run(gctx) })
+	for _, f := range p.Background {
+		g.Go(func() error { return f(gctx) })
+	}
 	g.Go(func() error {
 		err := p.Tunnel(gctx)
 		// The tunnel has drained: nothing more can arrive for the server.

@@ -21,6 +21,9 @@ type TLSFiles struct {
 	CA string `yaml:"ca"`
 }
 
+// Paths lists the file paths, for LoadConfig.
+func (f *TLSFiles) Paths() []*string { return []*string{&f.Cert, &f.Key, &f.CA} }
+
 // RelativeTo returns f with relative paths taken as relative to dir, the
 // directory of the configuration file that named them.
 func (f TLSFiles) RelativeTo(dir string) TLSFiles {

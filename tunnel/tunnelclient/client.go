@@ -486,10 +486,8 @@ func (c *Client) resolve(ctx context.Context) []target {
 			}
 		}
 		for _, a := range addrs {
-			t := target{addr: net.JoinHostPort(a, port), relay: r}
-			if net.ParseIP(host) == nil {
-				t.serverName = host
-			}
+			// Verify the name the admin configured, also when it is an IP.
+			t := target{addr: net.JoinHostPort(a, port), relay: r, serverName: host}
 			if !seen[t.addr] {
 				seen[t.addr] = true
 				out = append(out, t)

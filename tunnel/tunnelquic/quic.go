@@ -150,7 +150,9 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (tunnel.Session, error) 
 	tr := &quic.Transport{Conn: pc}
 	tc := tunnel.ClientTLS(d.TLS, ALPN)
 	if tc.ServerName == "" {
-		if host, _, err := net.SplitHostPort(addr); err == nil && net.ParseIP(host) == nil {
+		// An IP works too: crypto/tls then checks the certificate's IP SANs
+		// (and sends no SNI).
+		if host, _, err := net.SplitHostPort(addr); err == nil {
 			tc.ServerName = host
 		}
 	}

@@ -294,30 +294,94 @@ func (s *Server) handshakeFailed(t tunnel.Transport) func(net.Addr, error) {
 		if err == nil || errors.Is(err, context.Canceled) {
 			return
 		}
-		s.log.Warn("refused agent connection: "+describeHandshakeError(err), "transport", t, "remote", remote.String(), "err", err)
+		reason, desc := classifyRefusal(err)
+		s.cfg.Metrics.Refused(reason)
+		s.log.Warn("refused agent connection: "+desc, "reason", reason, "transport", t, "remote", remote.String(), "err", err)
 	}
 }
 
-// describeHandshakeError says in words why a handshake failed, for the log.
-func describeHandshakeError(err error) string {
+// classifyRefusal names why a handshake failed, as a metric reason and in
+// words for the log. Transports may flatten errors to text, so it reads
+// the message as well as the type.
+func classifyRefusal(err error) (reason, description string) {
 	var unknown x509.UnknownAuthorityError
 	var invalid x509.CertificateInvalidError
 	msg := err.Error()
+	isInvalid := errors.As(err, &invalid)
 	switch {
 	case errors.As(err, &unknown) || strings.Contains(msg, "unknown authority"):
-		return "client certificate is not issued by a CA this relay trusts"
-	case errors.As(err, &invalid) && invalid.Reason == x509.Expired || strings.Contains(msg, "expired"):
-		return "client certificate has expired or is not yet valid"
+		return "another_ca", "client certificate is not issued by a CA this relay trusts"
+	case isInvalid && invalid.Reason == x509.Expired && strings.Contains(invalid.Detail, "is before"),
+		strings.Contains(msg, "not yet valid") && strings.Contains(msg, "is before"):
+		return "not_yet_valid", "client certificate is not yet valid (check the agent's clock)"
+	case isInvalid && invalid.Reason == x509.Expired || strings.Contains(msg, "expired"):
+		return "expired", "client certificate has expired (renewal failed: re-enroll the agent)"
+	case isInvalid && invalid.Reason == x509.IncompatibleUsage || strings.Contains(msg, "incompatible key usage") ||
+		strings.Contains(msg, "clientAuth extended key usage"):
+		return "wrong_eku", "client certificate is not for client authentication"
+	case strings.Contains(msg, "certificate revoked"):
+		return "revoked", "client certificate is revoked"
+	case strings.Contains(msg, "identity denied"):
+		return "denied", "agent identity is on the deny list"
+	case strings.Contains(msg, "issued by provisioner"):
+		return "wrong_provisioner", "client certificate comes from another provisioner"
 	case strings.Contains(msg, "didn't provide a certificate") || strings.Contains(msg, "no client certificate"):
-		return "client sent no certificate"
+		return "no_certificate", "client sent no certificate"
 	case strings.Contains(msg, "no usable identity"):
-		return "client certificate does not carry an agent identity"
+		return "bad_identity", "client certificate does not carry an agent identity"
 	case strings.Contains(msg, "no application protocol") || strings.Contains(msg, "ALPN"):
-		return "client does not speak the tunnel protocol"
+		return "protocol", "client does not speak the tunnel protocol"
 	case strings.Contains(msg, "timeout") || strings.Contains(msg, "deadline"):
-		return "handshake timed out"
+		return "timeout", "handshake timed out"
 	}
-	return "TLS handshake failed"
+	return "other", "TLS handshake failed"
+}
+
+// Revalidate runs check on the certificate of every live agent session and
+// aborts the sessions it fails, telling the agent why. It returns how many
+// it closed. The relay calls it when a certificate is revoked or an
+// identity denied, and periodically as CRLs arrive.
+func (s *Server) Revalidate(check func(tunnel.Identity, *x509.Certificate) error) int {
+	s.mu.Lock()
+	var all []*tunnel.Link
+	for _, links := range s.agents {
+		all = append(all, links...)
+	}
+	s.mu.Unlock()
+	n := 0
+	for _, l := range all {
+		cs := l.ConnectionState()
+		if len(cs.PeerCertificates) == 0 {
+			continue
+		}
+		err := check(l.Peer(), cs.PeerCertificates[0])
+		if err == nil {
+			continue
+		}
+		n++
+		reason, desc := classifyRefusal(err)
+		s.cfg.Metrics.Refused(reason)
+		s.log.Warn("closing agent session: "+desc, "reason", reason, "peer", l.Peer().String(), "transport", l.Transport(),
+			"serial", cs.PeerCertificates[0].SerialNumber.String(), "err", err)
+		go l.Abort("certificate_refused", err.Error())
+	}
+	return n
+}
+
+// PeerSerials lists the certificate serials (decimal) of id's live sessions.
+func (s *Server) PeerSerials(id tunnel.Identity) []string {
+	s.mu.Lock()
+	links := slices.Clone(s.agents[id])
+	s.mu.Unlock()
+	var out []string
+	for _, l := range links {
+		if cs := l.ConnectionState(); len(cs.PeerCertificates) > 0 {
+			if sn := cs.PeerCertificates[0].SerialNumber.String(); !slices.Contains(out, sn) {
+				out = append(out, sn)
+			}
+		}
+	}
+	return out
 }
 
 // Listener is the net.Listener of streams that agents open; serve it with an
@@ -448,11 +512,23 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // resetKey derives the QUIC stateless reset key from the relay's private
 // key, which outlives restarts, so a restarted relay can reset the agents'
 // connections to its former self.
+// A certificate from GetCertificate works too: renewal keeps the key.
 func resetKey(conf *tls.Config) (*quic.StatelessResetKey, error) {
-	if len(conf.Certificates) == 0 || conf.Certificates[0].PrivateKey == nil {
-		return nil, errors.New("the relay certificate comes from a callback, with no fixed private key")
+	var cert *tls.Certificate
+	switch {
+	case len(conf.Certificates) > 0:
+		cert = &conf.Certificates[0]
+	case conf.GetCertificate != nil:
+		c, err := conf.GetCertificate(&tls.ClientHelloInfo{})
+		if err != nil {
+			return nil, err
+		}
+		cert = c
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(conf.Certificates[0].PrivateKey)
+	if cert == nil || cert.PrivateKey == nil {
+		return nil, errors.New("the relay certificate has no private key")
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
 	if err != nil {
 		return nil, err
 	}

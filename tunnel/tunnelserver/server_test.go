@@ -36,21 +36,28 @@ func TestNewChecksConfig(t *testing.T) {
 	}
 }
 
-func TestDescribeHandshakeError(t *testing.T) {
+func TestClassifyRefusal(t *testing.T) {
 	for _, tc := range []struct {
-		err  error
-		want string
+		err          error
+		reason, want string
 	}{
-		{x509.UnknownAuthorityError{}, "not issued by a CA this relay trusts"},
-		{x509.CertificateInvalidError{Reason: x509.Expired}, "expired"},
-		{errors.New("tls: client didn't provide a certificate"), "sent no certificate"},
-		{errors.New("agent certificate has no usable identity: 0 URI SANs"), "does not carry an agent identity"},
-		{errors.New("tls: client requested unsupported application protocols"), "TLS handshake failed"},
-		{errors.New("tls: no application protocol"), "does not speak the tunnel protocol"},
-		{errors.New("read tcp: i/o timeout"), "timed out"},
+		{x509.UnknownAuthorityError{}, "another_ca", "not issued by a CA this relay trusts"},
+		{x509.CertificateInvalidError{Reason: x509.Expired, Detail: "current time 2026 is after 2025"}, "expired", "expired"},
+		{x509.CertificateInvalidError{Reason: x509.Expired, Detail: "current time 2025 is before 2026"}, "not_yet_valid", "not yet valid"},
+		{errors.New("tls: failed to verify certificate: x509: certificate has expired or is not yet valid: current time 2026-12-03 is before 2026-12-04"), "not_yet_valid", "clock"},
+		{x509.CertificateInvalidError{Reason: x509.IncompatibleUsage}, "wrong_eku", "client authentication"},
+		{errors.New("CRYPTO_ERROR 0x12a (remote): agent certificate revoked: serial 12 of acme/a"), "revoked", "revoked"},
+		{errors.New("agent identity denied: acme/a"), "denied", "deny list"},
+		{errors.New("agent certificate issued by provisioner \"admin\", want \"agents\""), "wrong_provisioner", "another provisioner"},
+		{errors.New("tls: client didn't provide a certificate"), "no_certificate", "sent no certificate"},
+		{errors.New("agent certificate has no usable identity: 0 URI SANs"), "bad_identity", "does not carry an agent identity"},
+		{errors.New("tls: client requested unsupported application protocols"), "other", "TLS handshake failed"},
+		{errors.New("tls: no application protocol"), "protocol", "does not speak the tunnel protocol"},
+		{errors.New("read tcp: i/o timeout"), "timeout", "timed out"},
 	} {
-		if got := describeHandshakeError(tc.err); !strings.Contains(got, tc.want) {
-			t.Errorf("describeHandshakeError(%v) = %q, want it to say %q", tc.err, got, tc.want)
+		reason, got := classifyRefusal(tc.err)
+		if reason != tc.reason || !strings.Contains(got, tc.want) {
+			t.Errorf("classifyRefusal(%v) = %q, %q; want %q and a description saying %q", tc.err, reason, got, tc.reason, tc.want)
 		}
 	}
 }

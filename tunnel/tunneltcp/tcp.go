@@ -143,7 +143,9 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (tunnel.Session, error) 
 	}
 	tc := tunnel.ClientTLS(d.TLS, ALPN)
 	if tc.ServerName == "" {
-		if host, _, err := net.SplitHostPort(addr); err == nil && net.ParseIP(host) == nil {
+		// An IP works too: crypto/tls then checks the certificate's IP SANs
+		// (and sends no SNI).
+		if host, _, err := net.SplitHostPort(addr); err == nil {
 			tc.ServerName = host
 		}
 	}

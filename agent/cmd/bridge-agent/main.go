@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/mcc-bridge/bridge/agent"
+	"github.com/mcc-bridge/bridge/pki/renew"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -28,6 +29,11 @@ outbound-only mutual-TLS tunnel (QUIC, or TLS over TCP when UDP is blocked, also
 through an HTTP CONNECT proxy) and never listens for inbound traffic.
 
 Usage:
+  bridge-agent enroll  --token TOKEN --state-dir DIR [--ca-url URL] [--fingerprint SHA256]
+                                             get this agent's certificate from step-ca with a
+                                             one-time token (key made here, never sent)
+  bridge-agent enroll  --cert F --key F --root F --state-dir DIR [--ca-url URL]
+                                             use files made by 'step ca certificate'
   bridge-agent run     --config agent.yaml   run the agent in the foreground
   bridge-agent status  [--config agent.yaml | --ops 127.0.0.1:9464]
                                              show tunnel sessions, RTT and certificate
@@ -57,6 +63,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return cmdRun(args[1:], stderr)
 	case "status":
 		return cmdStatus(args[1:], stdout, stderr)
+	case "enroll":
+		return cmdEnroll(args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "bridge-agent", version)
 		return nil
@@ -130,6 +138,9 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("agent status from %s: %w", addr, err)
 	}
 	printStatus(stdout, st)
+	if st.Renewal != nil && st.Renewal.State == renew.StateReenroll {
+		return errors.New("re-enrollment needed: get a new token and run 'bridge-agent enroll'")
+	}
 	if !st.Tunnel.Ready {
 		return errors.New("no tunnel is up")
 	}
@@ -143,6 +154,16 @@ func printStatus(w io.Writer, st agent.Status) {
 	}
 	fmt.Fprintf(w, "agent        %s (tenant %s), version %s, up %s\n", st.Agent, st.Tenant, st.Version, st.Uptime)
 	fmt.Fprintf(w, "certificate  %s\n", st.Certificate)
+	if r := st.Renewal; r != nil {
+		line := fmt.Sprintf("renewal      %s, serial %s", r.State, r.Serial)
+		if !r.NextRenewal.IsZero() {
+			line += ", next " + r.NextRenewal.Format(time.RFC3339)
+		}
+		if r.LastError != "" {
+			line += "\n             last error: " + r.LastError
+		}
+		fmt.Fprintln(w, line)
+	}
 	fmt.Fprintf(w, "tunnel       %s, protocol %s, relays %s\n", state, st.Tunnel.Protocol, strings.Join(st.Tunnel.Relays, ", "))
 	for _, s := range st.Tunnel.Sessions {
 		flags := ""

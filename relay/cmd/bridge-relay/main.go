@@ -28,7 +28,16 @@ TCP, on the same port (default 8443), and reaches agents only through them.
 
 Usage:
   bridge-relay serve     --config relay.yaml    run the relay in the foreground
-  bridge-relay agents    [--ops 127.0.0.1:9465]  list connected agents and their sessions
+  bridge-relay ca init   --dir DIR              create a step-ca (root, intermediate, 'agents'
+                                                and 'relays' provisioners, CRL) for pki.ca.dir
+  bridge-relay agents    [list] [--ops 127.0.0.1:9465]
+                                                list connected agents and their sessions
+  bridge-relay agents token --tenant T --agent A [--ops ... | --ca-dir DIR]
+                                                print a one-time enrollment token (5 minutes)
+  bridge-relay agents revoke TENANT/AGENT [--reason R] [--ops ...]
+                                                revoke its certificates, deny it, close its sessions
+  bridge-relay agents allow  TENANT/AGENT [--ops ...]
+                                                lift a denial, so that it can enroll again
   bridge-relay ping      TENANT/AGENT [--ops ...] call an agent through its tunnel
   bridge-relay dev-certs --dir DIR              make a throwaway CA, relay and agent
                                                 certificates for a local trial (not for production)
@@ -58,6 +67,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return cmdServe(args[1:], stderr)
 	case "agents":
 		return cmdAgents(args[1:], stdout, stderr)
+	case "ca":
+		return cmdCA(args[1:], stdout, stderr)
 	case "ping":
 		return cmdPing(args[1:], stdout, stderr)
 	case "dev-certs":
@@ -99,6 +110,16 @@ func cmdServe(args []string, stderr io.Writer) error {
 }
 
 func cmdAgents(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "list":
+			args = args[1:]
+		case "token":
+			return cmdAgentToken(args[1:], stdout, stderr)
+		case "revoke", "allow":
+			return cmdAgentAction(args[0], args[1:], stdout, stderr)
+		}
+	}
 	fs := flag.NewFlagSet("agents", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	ops := fs.String("ops", "127.0.0.1:9465", "the relay's ops `address`")
