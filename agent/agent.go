@@ -219,6 +219,11 @@ func New(cfg Config, log *slog.Logger, version string, getenv func(string) strin
 		ProxyAuth:       cfg.ProxyAuth,
 		AgentVersion:    version,
 		Capabilities:    []string{"http"},
+		OnRefused: func(error) {
+			if certs != nil {
+				certs.Kick()
+			}
+		},
 		FallbackDelay:   cfg.Tunnel.FallbackDelay,
 		ReprobeInterval: cfg.Tunnel.ReprobeInterval,
 		DrainTimeout:    cfg.Tunnel.DrainTimeout,

@@ -253,6 +253,22 @@ func TestPKIEndToEnd(t *testing.T) {
 			if crl := b1.Status().PKI.CRL; crl.Revoked < 2 || crl.LastError != "" {
 				t.Errorf("b1 CRL: %+v", crl)
 			}
+			// The agent asked the CA after the refusal: it must re-enroll.
+			waitFor(t, 10*time.Second, "the agent to report re-enrollment needed", func() bool {
+				return ag.Status().Renewal.State == renew.StateReenroll
+			})
+			resp, err = http.Get("http://" + ag.OpsAddr() + "/readyz")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "re-enrollment needed") {
+				t.Errorf("agent /readyz: %s %s", resp.Status, body)
+			}
+			if m := getText(t, "http://"+ag.OpsAddr()+"/metrics"); !strings.Contains(m, "bridge_pki_reenrollment_needed{certificate=\"agent\"} 1") {
+				t.Errorf("agent metrics lack reenrollment_needed 1")
+			}
 			// Renewal is refused now.
 			if err := renewNow(t, st); err == nil {
 				t.Error("a revoked agent renewed its certificate")
@@ -371,4 +387,15 @@ func rootPool(r *testRelay) *x509.CertPool {
 	p := x509.NewCertPool()
 	p.AddCert(r.EmbeddedCA().CA().Root())
 	return p
+}
+
+func getText(t *testing.T, u string) string {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }

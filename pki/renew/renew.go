@@ -175,7 +175,15 @@ func (r *Renewer) Status() Status {
 // NeedsReenrollment reports whether the certificate can no longer be renewed.
 func (r *Renewer) NeedsReenrollment() bool { return r.Status().State == StateReenroll }
 
-// Kick asks Run to renew now rather than at the scheduled time.
+// KickInterval is the least time between renewals that Kick asks for, so
+// that a relay refusing the certificate for a reason renewal cannot fix does
+// not make the agent renew in a loop.
+const KickInterval = 10 * time.Minute
+
+// Kick asks Run to renew now rather than at the scheduled time, for
+// instance because a relay refused the certificate (revoked?): the CA's
+// answer then tells whether the machine must re-enroll. Run honours it at
+// most once per KickInterval.
 func (r *Renewer) Kick() {
 	select {
 	case r.kick <- struct{}{}:
@@ -208,6 +216,7 @@ func (r *Renewer) Run(ctx context.Context) error {
 	}
 	attempt := 0
 	obtained := time.Now()
+	var lastKick time.Time
 	for {
 		leaf := r.cert.Load().Leaf
 		wait := time.Until(r.renewTime(leaf, obtained))
@@ -225,6 +234,11 @@ func (r *Renewer) Run(ctx context.Context) error {
 				return nil
 			case <-r.kick:
 				t.Stop()
+				if !lastKick.IsZero() && time.Since(lastKick) < KickInterval {
+					continue
+				}
+				lastKick = time.Now()
+				r.log.Info("checking the certificate with the CA: a relay refused it")
 			case <-t.C:
 			}
 		}
@@ -261,9 +275,14 @@ func (r *Renewer) RenewNow(ctx context.Context) error {
 		}
 	}
 	state := StateRetrying
-	if expired && refused(err) {
+	switch {
+	case expired && refused(err):
 		err = fmt.Errorf("%w: the certificate expired at %s and the CA at %s will not renew it (%v); "+
 			"get a new token and run 'bridge-agent enroll'", ErrReenroll, cur.Leaf.NotAfter.UTC().Format(time.RFC3339), r.cfg.CAURL, err)
+		state = StateReenroll
+	case refused(err):
+		err = fmt.Errorf("%w: the CA at %s refuses to renew certificate %s: it was revoked or its provisioner "+
+			"no longer renews (%v); get a new token and run 'bridge-agent enroll'", ErrReenroll, r.cfg.CAURL, cur.Leaf.SerialNumber, err)
 		state = StateReenroll
 	}
 	r.mu.Lock()

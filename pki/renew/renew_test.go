@@ -138,10 +138,10 @@ func TestRevokedIsNotRenewed(t *testing.T) {
 		t.Errorf("second revoke: %v", err)
 	}
 	err = r.RenewNow(context.Background())
-	if err == nil {
-		t.Fatal("a revoked certificate renewed")
+	if !errors.Is(err, renew.ErrReenroll) || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("renewing a revoked certificate: %v, want re-enrollment needed", err)
 	}
-	if s := r.Status(); s.State != renew.StateRetrying || s.LastError == "" {
+	if s := r.Status(); s.State != renew.StateReenroll || s.LastError == "" {
 		t.Errorf("status %+v", s)
 	}
 }

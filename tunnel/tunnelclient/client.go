@@ -61,6 +61,10 @@ type Config struct {
 	// AgentVersion and Capabilities go into HELLO.
 	AgentVersion string
 	Capabilities []string
+	// OnRefused is called when a relay refuses this agent's certificate, at
+	// the handshake or by closing a live session (revocation). The agent
+	// checks its certificate then. Nil means nothing is called.
+	OnRefused func(err error)
 	// FallbackDelay is how long QUIC has to complete a handshake before TCP
 	// is tried. Zero means 3s.
 	FallbackDelay time.Duration
@@ -100,6 +104,8 @@ type Client struct {
 	slots     []target                  // the target each slot holds or last tried; guarded by mu
 	changed   chan struct{}             // closed and replaced when links change; guarded by mu
 	quicUntil time.Time                 // skip QUIC in auto mode until then, after a fallback; guarded by mu
+	lastErr   string                    // last connect failure or session loss; guarded by mu
+	lastErrAt time.Time                 // guarded by mu
 }
 
 type linkInfo struct {
@@ -213,6 +219,7 @@ func (c *Client) runSlot(ctx context.Context, slot int) {
 			}
 			failures++
 			delay := c.cfg.Backoff.Delay(failures)
+			c.noteError(err)
 			c.log.Warn("tunnel connect failed", "slot", slot, "relay", t.relay, "addr", t.addr, "err", err,
 				"retry_in", delay.Round(time.Millisecond), "attempt", failures)
 			if !sleep(ctx, delay) {
@@ -242,6 +249,7 @@ func (c *Client) runSlot(ctx context.Context, slot int) {
 		}
 		failures++
 		delay := c.cfg.Backoff.Delay(failures)
+		c.noteError(link.Err())
 		c.log.Warn("tunnel down", "slot", slot, "relay", t.relay, "transport", link.Transport(), "reason", link.Err(),
 			"retry_in", delay.Round(time.Millisecond))
 		if !sleep(ctx, delay) {
@@ -609,11 +617,31 @@ type Status struct {
 	Protocol tunnel.Protocol     `json:"protocol"`
 	Relays   []string            `json:"relays"`
 	Sessions []tunnel.LinkStatus `json:"sessions"`
+	// LastError is the last connect failure or session loss, and when.
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+}
+
+// noteError records err for Status and tells OnRefused about refusals.
+func (c *Client) noteError(err error) {
+	if err == nil {
+		return
+	}
+	c.mu.Lock()
+	c.lastErr, c.lastErrAt = err.Error(), time.Now()
+	c.mu.Unlock()
+	var ce *control.Error
+	if c.cfg.OnRefused != nil && (isRefusal(err) && !errors.As(err, &ce) || errors.As(err, &ce) && ce.Code == "certificate_refused") {
+		c.cfg.OnRefused(err)
+	}
 }
 
 // Status returns a snapshot for status pages.
 func (c *Client) Status() Status {
 	st := Status{Protocol: c.cfg.Protocol, Relays: c.cfg.Relays, Ready: c.Ready()}
+	c.mu.Lock()
+	st.LastError, st.LastErrorAt = c.lastErr, c.lastErrAt
+	c.mu.Unlock()
 	for _, l := range c.Links() {
 		st.Sessions = append(st.Sessions, l.Status())
 	}

@@ -165,6 +165,9 @@ func printStatus(w io.Writer, st agent.Status) {
 		fmt.Fprintln(w, line)
 	}
 	fmt.Fprintf(w, "tunnel       %s, protocol %s, relays %s\n", state, st.Tunnel.Protocol, strings.Join(st.Tunnel.Relays, ", "))
+	if !st.Tunnel.Ready && st.Tunnel.LastError != "" {
+		fmt.Fprintf(w, "             last error at %s: %s\n", st.Tunnel.LastErrorAt.Format(time.RFC3339), st.Tunnel.LastError)
+	}
 	for _, s := range st.Tunnel.Sessions {
 		flags := ""
 		if s.Draining {
