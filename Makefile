@@ -7,6 +7,11 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 CMDS    := ./agent/cmd/bridge-agent ./relay/cmd/bridge-relay
 FUZZTIME ?= 30s
+# Tools the tests run, installed into the project (see deps).
+TOOLS   := $(CURDIR)/.tools/bin
+STEP_VERSION    := v0.30.6
+STEP_CA_VERSION := v0.30.2
+export PATH := $(TOOLS):$(PATH)
 
 .DEFAULT_GOAL := help
 
@@ -21,7 +26,14 @@ build: ## build bridge-agent and bridge-relay into bin/
 run: build ## start a relay and an enrolled agent here (state in .run/); Ctrl-C stops both
 	./installer/devrun/run.sh
 
-deps: ## install what the tests need (tinyproxy, a real CONNECT proxy) when missing
+deps: ## install what the tests need when missing: tinyproxy (a real CONNECT proxy), the step CLI and step-ca
+	@mkdir -p $(TOOLS)
+	@$(TOOLS)/step version 2>/dev/null | grep -q '$(STEP_VERSION:v%=%)' || { \
+		echo "installing the step CLI $(STEP_VERSION) into .tools/bin"; \
+		GOBIN=$(TOOLS) $(GO) install -ldflags "-X main.Version=$(STEP_VERSION:v%=%)" github.com/smallstep/cli/cmd/step@$(STEP_VERSION); }
+	@$(TOOLS)/step-ca version 2>/dev/null | grep -q '$(STEP_CA_VERSION:v%=%)' || { \
+		echo "installing step-ca $(STEP_CA_VERSION) into .tools/bin"; \
+		CGO_ENABLED=0 GOBIN=$(TOOLS) $(GO) install -ldflags "-X main.Version=$(STEP_CA_VERSION:v%=%)" github.com/smallstep/certificates/cmd/step-ca@$(STEP_CA_VERSION); }
 	@command -v tinyproxy >/dev/null 2>&1 || { \
 		echo "installing tinyproxy (Debian package) for the proxy tests"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
