@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make run`: a relay and an agent on this machine, connected through the
-# tunnel, with throwaway certificates. State lives in .run/ and is reused by
-# the next run. Ctrl-C stops both cleanly.
+# tunnel. The relay runs its own step-ca; the agent enrolls with a one-time
+# token on the first run. State lives in .run/ and is reused by the next run.
+# Ctrl-C stops both cleanly.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -9,17 +10,22 @@ state=.run
 relay_port=${RELAY_PORT:-8443}
 mkdir -p "$state"
 
-bin/bridge-relay dev-certs --dir "$state/pki"
-
+# Configs from an older make run (fixed dev certificates) are replaced.
+if [ -f "$state/relay.yaml" ] && ! grep -q '^pki:' "$state/relay.yaml"; then
+	mv "$state/relay.yaml" "$state/relay.yaml.old"
+	mv "$state/agent.yaml" "$state/agent.yaml.old" 2>/dev/null || true
+fi
 if [ ! -f "$state/relay.yaml" ]; then
 	cat > "$state/relay.yaml" <<YAML
 # Written by make run. Keys and defaults: README.md, "Relay configuration".
 listen: 127.0.0.1:$relay_port
 relay_id: relay-local
-tls:
-  cert: pki/relay.crt
-  key: pki/relay.key
-  ca: pki/root.crt
+pki:
+  ca:
+    dir: ca                  # a step-ca inside the relay, created on first start
+    listen: 127.0.0.1:9000
+    init: true
+  state_dir: relay-state     # the relay's own certificate (renewed) and deny list
 ops:
   listen: 127.0.0.1:9465
 YAML
@@ -29,10 +35,8 @@ if [ ! -f "$state/agent.yaml" ]; then
 # Written by make run. Keys and defaults: README.md, "Agent configuration".
 relays: ["localhost:$relay_port"]
 proxy: direct
-tls:
-  cert: pki/agent.crt
-  key: pki/agent.key
-  ca: pki/root.crt
+pki:
+  state_dir: agent-state     # filled by bridge-agent enroll; renews itself
 ops:
   listen: 127.0.0.1:9464
 YAML
@@ -49,10 +53,24 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-prefix() { while IFS= read -r line; do printf '%s %s\n' "$1" "$line"; done; }
+# The CA's database (badger) logs its housekeeping at INFO: hide it here.
+prefix() { while IFS= read -r line; do case "$line" in "badger "*) ;; *) printf '%s %s\n' "$1" "$line" ;; esac; done; }
 
 bin/bridge-relay serve --config "$state/relay.yaml" 2> >(prefix "[relay]") &
 pids+=($!)
+for _ in $(seq 1 100); do
+	if bin/bridge-relay agents >/dev/null 2>&1; then break; fi
+	sleep 0.2
+done
+
+if [ ! -f "$state/agent-state/agent.crt" ]; then
+	echo
+	echo "== enrolling the agent with a one-time token from the relay's CA"
+	echo "   bridge-relay agents token --tenant acme --agent agent-01 | bridge-agent enroll --token - --state-dir $state/agent-state"
+	bin/bridge-relay agents token --tenant acme --agent agent-01 2>/dev/null |
+		bin/bridge-agent enroll --token - --state-dir "$state/agent-state"
+fi
+
 bin/bridge-agent run --config "$state/agent.yaml" 2> >(prefix "[agent]") &
 pids+=($!)
 
@@ -70,8 +88,10 @@ bin/bridge-relay ping acme/agent-01 || true
 echo
 cat <<TXT
 Running. Try:
-  bin/bridge-agent status             tunnel sessions, transport, RTT, certificate
-  bin/bridge-relay agents             the relay's registry of agents (JSON)
+  bin/bridge-agent status             tunnel sessions, transport, RTT, certificate and renewal
+  bin/bridge-relay agents             the relay's registry of agents and its PKI state (JSON)
+  bin/bridge-relay agents revoke acme/agent-01   revoke the agent (allow it again with 'agents allow';
+                                      then rm -r .run/agent-state and make run enrolls it anew)
   bin/bridge-relay ping acme/agent-01 a request from the relay to the agent over the tunnel
   curl -s 127.0.0.1:9464/metrics      agent metrics (relay: 127.0.0.1:9465)
 Ctrl-C stops both.
