@@ -37,6 +37,8 @@ type PKIConfig struct {
 	Root string `yaml:"root"`
 	// Fingerprint pins the external CA's root by SHA-256 instead of a file.
 	Fingerprint string `yaml:"fingerprint"`
+	// CRLURL is where the CA's CRL is fetched. Default CAURL/1.0/crl.
+	CRLURL string `yaml:"crl_url"`
 	// Provisioner is the provisioner that must have issued agent
 	// certificates. Default "agents".
 	Provisioner string `yaml:"provisioner"`
@@ -199,6 +201,7 @@ func startPKI(ctx context.Context, cfg Config, r *Relay, reg prometheus.Register
 	parts.verifier, err = verify.New(verify.Config{
 		Provisioner: p.Provisioner,
 		CAURL:       parts.caURL,
+		CRLURL:      p.CRLURL,
 		Root:        parts.root,
 		CRLRefresh:  p.CRLRefresh,
 		DenyList:    filepath.Join(p.StateDir, "denied.json"),

@@ -62,6 +62,8 @@ type Config struct {
 	// intermediates (CAURL/1.0/intermediates.pem) must have signed it.
 	// Empty disables CRL checks.
 	CAURL string
+	// CRLURL overrides where the CRL is fetched. Zero means CAURL/1.0/crl.
+	CRLURL string
 	// Root verifies the CA's TLS certificate and its intermediates.
 	// Required with CAURL.
 	Root *x509.Certificate
@@ -130,6 +132,9 @@ func New(cfg Config) (*Verifier, error) {
 	v := &Verifier{cfg: cfg, log: cfg.Logger, revoked: map[string]time.Time{}, denied: map[tunnel.Identity]Denial{}, fetched: make(chan struct{})}
 	if cfg.CAURL != "" {
 		v.crl.URL = strings.TrimRight(cfg.CAURL, "/") + "/1.0/crl"
+		if cfg.CRLURL != "" {
+			v.crl.URL = cfg.CRLURL
+		}
 		v.client = &http.Client{Timeout: caclient.Timeout, Transport: caclient.TransportWith(cfg.Root, nil)}
 	}
 	if cfg.DenyList != "" {

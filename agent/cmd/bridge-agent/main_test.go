@@ -53,3 +53,21 @@ func TestStatusScreen(t *testing.T) {
 		t.Errorf("status with no tunnel: %v\n%s", err, out.String())
 	}
 }
+
+func TestEnrollFlags(t *testing.T) {
+	var out, errb bytes.Buffer
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"enroll", "--token", "x"}, "--state-dir is required"},
+		{[]string{"enroll", "--state-dir", t.TempDir()}, "--token"},
+		{[]string{"enroll", "--state-dir", t.TempDir(), "--cert", "a.crt"}, "go together"},
+		{[]string{"enroll", "--state-dir", t.TempDir(), "--token", "not-a-jwt"}, "not a step-ca token"},
+	} {
+		err := run(tc.args, &out, &errb)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}

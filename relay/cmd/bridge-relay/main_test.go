@@ -58,3 +58,34 @@ func TestDevCerts(t *testing.T) {
 		t.Errorf("second dev-certs replaced the certificates: %s", out.String())
 	}
 }
+
+func TestCAInitAndToken(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ca")
+	var out, errb bytes.Buffer
+	if err := run([]string{"ca", "init", "--dir", dir, "--address", "127.0.0.1:9999"}, &out, &errb); err != nil {
+		t.Fatalf("ca init: %v %s", err, errb.String())
+	}
+	if !strings.Contains(out.String(), "fingerprint") || !strings.Contains(out.String(), "https://localhost:9999") {
+		t.Errorf("ca init output: %s", out.String())
+	}
+	if st, err := os.Stat(filepath.Join(dir, "secrets", "password")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("password file: %v", err)
+	}
+	// A second init must not overwrite the keys.
+	if err := run([]string{"ca", "init", "--dir", dir}, &out, &errb); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Errorf("second ca init: %v", err)
+	}
+	out.Reset()
+	if err := run([]string{"agents", "token", "--tenant", "acme", "--agent", "agent-01", "--ca-dir", dir}, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	if tok := strings.TrimSpace(out.String()); strings.Count(tok, ".") != 2 {
+		t.Errorf("token %q is not a JWT", tok)
+	}
+	if err := run([]string{"agents", "token", "--tenant", "Bad Tenant", "--agent", "a", "--ca-dir", dir}, &out, &errb); err == nil {
+		t.Error("a bad tenant name was accepted")
+	}
+	if err := run([]string{"agents", "revoke", "no-slash"}, &out, &errb); err == nil || !strings.Contains(err.Error(), "TENANT/AGENT") {
+		t.Errorf("revoke without TENANT/AGENT: %v", err)
+	}
+}
