@@ -211,14 +211,14 @@ func New(cfg Config, log *slog.Logger, version string, getenv func(string) strin
 		proxyFunc = func(string) (*url.URL, error) { return u, nil }
 	}
 	client, err := tunnelclient.New(tunnelclient.Config{
-		Relays:          cfg.Relays,
-		Connections:     cfg.Connections,
-		Protocol:        tunnel.Protocol(cfg.Protocol),
-		TLS:             tlsConf,
-		Proxy:           proxyFunc,
-		ProxyAuth:       cfg.ProxyAuth,
-		AgentVersion:    version,
-		Capabilities:    []string{"http"},
+		Relays:       cfg.Relays,
+		Connections:  cfg.Connections,
+		Protocol:     tunnel.Protocol(cfg.Protocol),
+		TLS:          tlsConf,
+		Proxy:        proxyFunc,
+		ProxyAuth:    cfg.ProxyAuth,
+		AgentVersion: version,
+		Capabilities: []string{"http"},
 		OnRefused: func(error) {
 			if certs != nil {
 				certs.Kick()
