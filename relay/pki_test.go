@@ -399,3 +399,23 @@ func getText(t *testing.T, u string) string {
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
 }
+
+// TestExpiredAgentRenewsAtStart: an agent that was off longer than its
+// certificate's life renews with an x5c token at start and connects.
+func TestExpiredAgentRenewsAtStart(t *testing.T) {
+	r := startRelay(t, func(c *relay.Config) { c.PKI.CA.AgentCertDuration = 2 * time.Second })
+	st := enrollAgent(t, r, "acme", "agent-12")
+	old, _, err := st.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(old.Leaf.NotAfter) + 1100*time.Millisecond)
+	ag := startAgent(t, st, tunnel.ProtocolAuto, r.addr)
+	waitFor(t, 15*time.Second, "the agent to renew and connect", func() bool { return ag.Client().Ready() })
+	if s := ag.Status().Renewal; s.Serial == old.Leaf.SerialNumber.String() || s.State != renew.StateValid {
+		t.Errorf("renewal status %+v", s)
+	}
+	if !strings.Contains(ag.logs(), "certificate renewed") {
+		t.Error("the agent log does not show the renewal")
+	}
+}

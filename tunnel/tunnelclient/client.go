@@ -404,11 +404,23 @@ func (c *Client) ownIdentity() (tunnel.Identity, error) {
 	return tunnel.IdentityFromCertificate(leaf)
 }
 
+// leaf is the agent certificate handshakes will present now: from
+// GetClientCertificate when set (it follows renewals), else the fixed one.
 func (c *Client) leaf() *x509.Certificate {
-	if len(c.cfg.TLS.Certificates) == 0 || len(c.cfg.TLS.Certificates[0].Certificate) == 0 {
+	var cert *tls.Certificate
+	switch {
+	case c.cfg.TLS.GetClientCertificate != nil:
+		got, err := c.cfg.TLS.GetClientCertificate(&tls.CertificateRequestInfo{})
+		if err != nil || got == nil {
+			return nil
+		}
+		cert = got
+	case len(c.cfg.TLS.Certificates) > 0:
+		cert = &c.cfg.TLS.Certificates[0]
+	}
+	if cert == nil || len(cert.Certificate) == 0 {
 		return nil
 	}
-	cert := c.cfg.TLS.Certificates[0]
 	if cert.Leaf != nil {
 		return cert.Leaf
 	}
