@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"go.step.sm/crypto/pemutil"
+
+	"github.com/mcc-bridge/bridge/pki/caclient"
 )
 
 // Store is a state directory holding one identity: <name>.crt (leaf and
@@ -73,7 +75,7 @@ func (s Store) Load() (*tls.Certificate, *x509.Certificate, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("load %s: %w", s.CertPath(), err)
 	}
-	root, err := readCert(s.RootPath())
+	root, err := caclient.ReadRoot(s.RootPath())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -170,20 +172,4 @@ func WriteFileAtomic(path string, b []byte, mode os.FileMode) error {
 		d.Close()
 	}
 	return nil
-}
-
-func readCert(path string) (*x509.Certificate, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	block, _ := pem.Decode(b)
-	if block == nil || block.Type != "CERTIFICATE" {
-		return nil, fmt.Errorf("%s holds no PEM certificate", path)
-	}
-	c, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return c, nil
 }

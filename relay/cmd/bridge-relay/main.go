@@ -144,21 +144,9 @@ func cmdPing(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "usage: bridge-relay ping TENANT/AGENT [--ops address]")
 		fs.PrintDefaults()
 	}
-	// Accept the agent before or after the flags.
-	var target string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		target, args = args[0], args[1:]
-	}
-	if err := fs.Parse(args); err != nil {
+	tenant, agentID, err := parseAgentArgs(fs, args)
+	if err != nil {
 		return err
-	}
-	if target == "" && fs.NArg() == 1 {
-		target = fs.Arg(0)
-	}
-	tenant, agentID, ok := strings.Cut(target, "/")
-	if !ok || tenant == "" || agentID == "" {
-		fs.Usage()
-		return errors.New("ping: name the agent as TENANT/AGENT")
 	}
 	client := &http.Client{Timeout: 35 * time.Second}
 	resp, err := client.Get("http://" + *ops + "/v1/agents/" + tenant + "/" + agentID + "/ping")
@@ -168,7 +156,7 @@ func cmdPing(args []string, stdout, stderr io.Writer) error {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("ping %s: %s: %s", target, resp.Status, strings.TrimSpace(string(body)))
+		return fmt.Errorf("ping %s/%s: %s: %s", tenant, agentID, resp.Status, strings.TrimSpace(string(body)))
 	}
 	_, err = stdout.Write(body)
 	return err
@@ -217,4 +205,27 @@ func cmdDevCerts(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "wrote root.crt, relay.crt/key and agent.crt/key (spiffe://%s/agent/%s) to %s; valid 30 days, for local trials only\n", *tenant, *agentID, *dir)
 	return nil
+}
+
+// parseAgentArgs parses fs from args, taking the agent, TENANT/AGENT,
+// before or after the flags.
+func parseAgentArgs(fs *flag.FlagSet, args []string) (tenant, agent string, err error) {
+	var target string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		target, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return "", "", err
+	}
+	if target == "" && fs.NArg() == 1 {
+		target = fs.Arg(0)
+	}
+	tenant, agent, ok := strings.Cut(target, "/")
+	if !ok || tenant == "" || agent == "" {
+		if fs.Usage != nil {
+			fs.Usage()
+		}
+		return "", "", fmt.Errorf("%s: name the agent as TENANT/AGENT", fs.Name())
+	}
+	return tenant, agent, nil
 }

@@ -110,19 +110,9 @@ func cmdAgentAction(action string, args []string, stdout, stderr io.Writer) erro
 	fs.SetOutput(stderr)
 	ops := fs.String("ops", "127.0.0.1:9465", "the relay's ops `address`")
 	reason := fs.String("reason", "", "why (kept in the deny list and the log)")
-	var target string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		target, args = args[0], args[1:]
-	}
-	if err := fs.Parse(args); err != nil {
+	tenant, agentID, err := parseAgentArgs(fs, args)
+	if err != nil {
 		return err
-	}
-	if target == "" && fs.NArg() == 1 {
-		target = fs.Arg(0)
-	}
-	tenant, agentID, ok := strings.Cut(target, "/")
-	if !ok || tenant == "" || agentID == "" {
-		return fmt.Errorf("agents %s: name the agent as TENANT/AGENT", action)
 	}
 	u := fmt.Sprintf("http://%s/v1/agents/%s/%s/%s?reason=%s", *ops, url.PathEscape(tenant), url.PathEscape(agentID), action, url.QueryEscape(*reason))
 	var out map[string]any
