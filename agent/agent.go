@@ -21,6 +21,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mcc-bridge/bridge/agent/crawl"
 	"github.com/mcc-bridge/bridge/pki/enroll"
 	"github.com/mcc-bridge/bridge/pki/renew"
 	"github.com/mcc-bridge/bridge/tunnel"
@@ -59,6 +60,8 @@ type Config struct {
 	Log endpoint.LogConfig `yaml:"log"`
 	// Tunnel tunes timings; the defaults suit most networks.
 	Tunnel TunnelConfig `yaml:"tunnel"`
+	// SharePoint is what the agent crawls. Without sites, no crawl runs.
+	SharePoint SharePointConfig `yaml:"sharepoint"`
 }
 
 // PKIConfig is the pki section.
@@ -108,7 +111,9 @@ func LoadConfig(path string) (Config, error) {
 }
 
 // Paths lists the configuration's paths, for endpoint.LoadConfig.
-func (c *Config) Paths() []*string { return append(c.TLS.Paths(), &c.PKI.StateDir) }
+func (c *Config) Paths() []*string {
+	return append(append(c.TLS.Paths(), &c.PKI.StateDir), c.SharePoint.paths()...)
+}
 
 // Validate checks the configuration for mistakes an admin can fix.
 func (c Config) Validate() error {
@@ -140,6 +145,7 @@ func (c Config) Validate() error {
 	case c.TLS.Cert == "" || c.TLS.Key == "" || c.TLS.CA == "":
 		errs = append(errs, errors.New("pki.state_dir is required (run 'bridge-agent enroll' to fill it), or tls cert, key and ca"))
 	}
+	errs = append(errs, c.SharePoint.validate()...)
 	return errors.Join(errs...)
 }
 
@@ -152,6 +158,7 @@ type Agent struct {
 	client  *tunnelclient.Client
 	ops     *endpoint.Ops
 	certs   *renew.Renewer // nil with fixed tls files
+	crawler *crawl.Crawler // nil without sharepoint sites
 	leafTLS tls.Certificate
 	id      tunnel.Identity
 	start   time.Time
@@ -236,6 +243,16 @@ func New(cfg Config, log *slog.Logger, version string, getenv func(string) strin
 		return nil, err
 	}
 	a := &Agent{cfg: cfg, log: log, version: version, reg: reg, client: client, certs: certs, leafTLS: cert, id: id, start: time.Now()}
+	if len(cfg.SharePoint.Sites) > 0 {
+		cm, err := crawl.NewMetrics(reg)
+		if err != nil {
+			return nil, err
+		}
+		relay := &crawl.Relay{Client: &http.Client{Transport: client.HTTPTransport()}, BaseURL: "http://relay", Logger: log}
+		if a.crawler, err = newCrawler(cfg, relay, version, getenv, cm, log.With("part", "crawl")); err != nil {
+			return nil, err
+		}
+	}
 	a.ops = &endpoint.Ops{
 		Addr:     cfg.Ops.Listen,
 		Gatherer: reg,
@@ -248,6 +265,9 @@ func New(cfg Config, log *slog.Logger, version string, getenv func(string) strin
 
 // Identity is the agent identity from its certificate.
 func (a *Agent) Identity() tunnel.Identity { return a.id }
+
+// Crawler is the SharePoint crawler, or nil when no sites are configured.
+func (a *Agent) Crawler() *crawl.Crawler { return a.crawler }
 
 // Client is the agent's tunnel client, for calling the relay.
 func (a *Agent) Client() *tunnelclient.Client { return a.client }
@@ -281,6 +301,7 @@ type Status struct {
 	Uptime      string              `json:"uptime"`
 	Certificate string              `json:"certificate"`
 	Renewal     *renew.Status       `json:"renewal,omitempty"`
+	Crawl       []crawl.SiteStatus  `json:"crawl,omitempty"`
 	Tunnel      tunnelclient.Status `json:"tunnel"`
 }
 
@@ -293,6 +314,9 @@ func (a *Agent) Status() Status {
 		Uptime:      time.Since(a.start).Round(time.Second).String(),
 		Certificate: endpoint.Expiry(a.leaf(), time.Now()),
 		Tunnel:      a.client.Status(),
+	}
+	if a.crawler != nil {
+		st.Crawl = a.crawler.Status()
 	}
 	if a.certs != nil {
 		rs := a.certs.Status()
@@ -361,6 +385,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	if a.certs != nil {
 		parts.Background = append(parts.Background, a.certs.Run)
+	}
+	if a.crawler != nil {
+		parts.Background = append(parts.Background, a.crawler.Run)
 	}
 	err := endpoint.Run(ctx, parts)
 	a.log.Info("bridge-agent stopped")

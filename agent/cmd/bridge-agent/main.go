@@ -168,6 +168,26 @@ func printStatus(w io.Writer, st agent.Status) {
 	if !st.Tunnel.Ready && st.Tunnel.LastError != "" {
 		fmt.Fprintf(w, "             last error at %s: %s\n", st.Tunnel.LastErrorAt.Format(time.RFC3339), st.Tunnel.LastError)
 	}
+	for _, c := range st.Crawl {
+		line := fmt.Sprintf("crawl        %s: %s", c.Site, c.Phase)
+		if c.Running {
+			line += " (running)"
+		}
+		line += fmt.Sprintf(", %d items read, %d delivered", c.Items, c.Delivered)
+		if c.Phase == "full" && c.Total > 0 {
+			line += fmt.Sprintf(" of about %d", c.Total)
+		}
+		if !c.LastChange.IsZero() {
+			line += ", last change " + c.LastChange.Format(time.RFC3339)
+		}
+		if !c.LastPoll.IsZero() {
+			line += ", last poll " + c.LastPoll.Format(time.RFC3339)
+		}
+		if c.LastError != "" {
+			line += "\n             ERROR: " + c.LastError + " (it resumes from its checkpoint; see the log)"
+		}
+		fmt.Fprintln(w, line)
+	}
 	for _, s := range st.Tunnel.Sessions {
 		flags := ""
 		if s.Draining {

@@ -1,0 +1,245 @@
+package crawl
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/mcc-bridge/bridge/agent/ingestapi"
+	"github.com/mcc-bridge/bridge/agent/sharepoint"
+)
+
+// incremental reads the change log from the checkpoint's token, a page at
+// a time, and delivers each page before moving the token past it.
+func (s *siteCrawler) incremental(ctx context.Context) error {
+	cp := s.checkpoint()
+	if s.lists == nil {
+		if err := s.index(ctx); err != nil {
+			return err
+		}
+	}
+	err := s.sp.Changes(ctx, cp.ChangeToken, func(page []sharepoint.Change) error {
+		if err := s.applyChanges(ctx, page); err != nil {
+			return err
+		}
+		last := page[len(page)-1]
+		s.c.cfg.Metrics.changed(s.site, float64(last.Time.Unix()))
+		return s.save(func(c *Checkpoint) { c.ChangeToken, c.LastChange = last.Token, last.Time })
+	})
+	if err != nil {
+		return err
+	}
+	return s.save(func(c *Checkpoint) { c.LastPoll = time.Now().UTC() })
+}
+
+// ops collects one page's effect on the store. Deletes and upserts of the
+// same key keep the last; a folder delete is delivered on its own, before
+// anything after it, so that order within a batch never matters.
+type ops struct {
+	s       *siteCrawler
+	upserts map[ingestapi.Key]upsert
+	order   []ingestapi.Key
+	deletes map[ingestapi.Key]bool
+}
+
+type upsert struct {
+	list sharepoint.List
+	item sharepoint.Item
+}
+
+func (s *siteCrawler) newOps() *ops {
+	return &ops{s: s, upserts: map[ingestapi.Key]upsert{}, deletes: map[ingestapi.Key]bool{}}
+}
+
+func (o *ops) upsert(l sharepoint.List, it sharepoint.Item) {
+	k := ingestapi.Key{Site: o.s.site, ListID: l.ID, ItemID: it.ID}
+	delete(o.deletes, k)
+	if _, ok := o.upserts[k]; !ok {
+		o.order = append(o.order, k)
+	}
+	o.upserts[k] = upsert{l, it}
+}
+
+func (o *ops) delete(k ingestapi.Key) {
+	delete(o.upserts, k)
+	o.deletes[k] = true
+}
+
+// flush delivers what is collected: deletes first, then upserts in batches.
+func (o *ops) flush(ctx context.Context) error {
+	if len(o.deletes) > 0 {
+		b := &ingestapi.Batch{ID: newGeneration()}
+		for k := range o.deletes {
+			b.Deletes = append(b.Deletes, k)
+		}
+		if err := o.s.deliver(ctx, b, func(*Checkpoint) {}); err != nil {
+			return err
+		}
+	}
+	var pending []upsert
+	for _, k := range o.order {
+		if u, ok := o.upserts[k]; ok {
+			pending = append(pending, u)
+		}
+	}
+	for len(pending) > 0 {
+		n := min(len(pending), o.s.c.cfg.BatchSize)
+		chunk := pending[:n]
+		pending = pending[n:]
+		// Group by list, as documents() fetches per list.
+		var docs []ingestapi.Document
+		byList := map[string][]sharepoint.Item{}
+		lists := map[string]sharepoint.List{}
+		var listOrder []string
+		for _, u := range chunk {
+			if _, ok := byList[u.list.ID]; !ok {
+				listOrder = append(listOrder, u.list.ID)
+			}
+			byList[u.list.ID] = append(byList[u.list.ID], u.item)
+			lists[u.list.ID] = u.list
+		}
+		for _, id := range listOrder {
+			d, err := o.s.documents(ctx, lists[id], byList[id])
+			if err != nil {
+				return err
+			}
+			docs = append(docs, d...)
+		}
+		if err := o.s.deliver(ctx, &ingestapi.Batch{ID: newGeneration(), Upserts: docs}, func(*Checkpoint) {}); err != nil {
+			return err
+		}
+	}
+	o.upserts, o.order, o.deletes = map[ingestapi.Key]upsert{}, nil, map[ingestapi.Key]bool{}
+	return nil
+}
+
+// applyChanges turns a page of the change log into deliveries.
+func (s *siteCrawler) applyChanges(ctx context.Context, page []sharepoint.Change) error {
+	o := s.newOps()
+	for _, ch := range page {
+		if ch.ItemID <= 0 {
+			if err := s.scopeChange(ctx, o, ch); err != nil {
+				return err
+			}
+			continue
+		}
+		l, ok, err := s.list(ctx, ch.ListID)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue // a hidden or excluded list
+		}
+		k := ingestapi.Key{Site: s.site, ListID: l.ID, ItemID: ch.ItemID}
+		switch ch.Type {
+		case sharepoint.ChangeDeleteObject, sharepoint.ChangeMoveAway:
+			o.delete(k)
+			if ch.ServerRelativeURL != "" && ch.ServerRelativeURL != "/" {
+				// A folder delete is logged once, for the folder: its
+				// descendants go by path. Deliver it alone and now.
+				if err := o.flush(ctx); err != nil {
+					return err
+				}
+				b := &ingestapi.Batch{ID: newGeneration(), DeletePrefixes: []ingestapi.PathPrefix{{Site: s.site, Path: ch.ServerRelativeURL}}}
+				if err := s.deliver(ctx, b, func(*Checkpoint) {}); err != nil {
+					return err
+				}
+			}
+		default:
+			it, err := s.sp.Item(ctx, l, ch.ItemID)
+			if isNotFound(err) {
+				o.delete(k) // gone since the change was logged
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if s.excluded(it.FileRef) {
+				o.delete(k)
+				continue
+			}
+			o.upsert(l, it)
+			if it.IsFolder && (ch.Type == sharepoint.ChangeRename || ch.Type == sharepoint.ChangeMoveInto || ch.Type == sharepoint.ChangeRestore) {
+				// The descendants' paths changed (or they came back) without
+				// their own log entries: read them again.
+				if err := s.folderItems(ctx, o, l, it.FileRef); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return o.flush(ctx)
+}
+
+// folderItems upserts every item of l below folder.
+func (s *siteCrawler) folderItems(ctx context.Context, o *ops, l sharepoint.List, folder string) error {
+	prefix := strings.TrimRight(folder, "/") + "/"
+	return s.sp.Items(ctx, l, 0, s.c.cfg.PageSize, func(it sharepoint.Item) error {
+		if strings.HasPrefix(it.FileRef, prefix) && !s.excluded(it.FileRef) {
+			o.upsert(l, it)
+		}
+		return nil
+	})
+}
+
+// scopeChange handles list- and web-level changes: a permission change
+// re-reads the ACLs of every item it covers; a new or deleted list
+// refreshes the index.
+func (s *siteCrawler) scopeChange(ctx context.Context, o *ops, ch sharepoint.Change) error {
+	switch ch.Type {
+	case sharepoint.ChangeRoleAdd, sharepoint.ChangeRoleDelete, sharepoint.ChangeRoleUpdate, sharepoint.ChangeAssignmentAdd,
+		sharepoint.ChangeAssignmentDelete, sharepoint.ChangeMemberAdd, sharepoint.ChangeMemberDelete, sharepoint.ChangeScopeAdd, sharepoint.ChangeScopeDelete:
+		s.acls = map[string][]ingestapi.ACE{}
+		if err := s.index(ctx); err != nil {
+			return err
+		}
+		for _, l := range s.sortedLists() {
+			if ch.ListID != "" && ch.ListID != l.ID {
+				continue
+			}
+			if ch.ListID == "" && ch.WebID != "" && ch.WebID != l.WebID {
+				continue
+			}
+			err := s.sp.Items(ctx, l, 0, s.c.cfg.PageSize, func(it sharepoint.Item) error {
+				if !it.HasUniqueRoles && !s.excluded(it.FileRef) {
+					o.upsert(l, it)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+	case sharepoint.ChangeAdd, sharepoint.ChangeUpdate, sharepoint.ChangeRename, sharepoint.ChangeRestore:
+		return s.index(ctx)
+	case sharepoint.ChangeDeleteObject:
+		if l, ok := s.lists[ch.ListID]; ok && ch.ListID != "" {
+			delete(s.lists, ch.ListID)
+			if err := o.flush(ctx); err != nil {
+				return err
+			}
+			b := &ingestapi.Batch{ID: newGeneration(), DeletePrefixes: []ingestapi.PathPrefix{{Site: s.site, Path: l.RootFolder}}}
+			return s.deliver(ctx, b, func(*Checkpoint) {})
+		}
+	}
+	return nil
+}
+
+// list finds a list by ID, refreshing the index once when it is unknown.
+func (s *siteCrawler) list(ctx context.Context, id string) (sharepoint.List, bool, error) {
+	if l, ok := s.lists[id]; ok {
+		return l, true, nil
+	}
+	if err := s.index(ctx); err != nil {
+		return sharepoint.List{}, false, err
+	}
+	l, ok := s.lists[id]
+	return l, ok, nil
+}
+
+func isNotFound(err error) bool {
+	var ae *sharepoint.APIError
+	return errors.As(err, &ae) && (ae.Status == http.StatusNotFound || ae.Code == sharepoint.CodeNotFound)
+}
