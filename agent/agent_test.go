@@ -49,6 +49,9 @@ func TestLoadConfig(t *testing.T) {
 		{"proxy secret not echoed", "relays: [r:1]\nproxy: 'http://u:Zq9-secret@:bad'\ntls: {cert: a, key: b, ca: c}\n", []string{"proxy"}},
 		{"no tls", "relays: [r:1]\n", []string{"pki.state_dir is required", "bridge-agent enroll"}},
 		{"tls and pki", "relays: [r:1]\npki: {state_dir: s}\ntls: {cert: c, key: k, ca: r}\n", []string{"tls and pki are both set"}},
+		{"sharepoint without account", "relays: [r:1]\npki: {state_dir: s}\nsharepoint: {sites: [https://sp/sites/a]}\n", []string{"sharepoint.auth.username is required", "exactly one of password_file and password_env"}},
+		{"sharepoint bad site", "relays: [r:1]\npki: {state_dir: s}\nsharepoint: {sites: [sp/sites/a], auth: {method: none}}\n", []string{"not an http(s) URL"}},
+		{"sharepoint bad method", "relays: [r:1]\npki: {state_dir: s}\nsharepoint: {sites: [https://sp/a], auth: {method: kerberos5, username: u, password_env: P}}\n", []string{"want ntlm, basic or none"}},
 		{"bad duration", "relays: [r:1]\ntunnel: {heartbeat: often}\n", []string{"often"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
