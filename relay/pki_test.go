@@ -48,6 +48,7 @@ func startRelay(t *testing.T, edit func(*relay.Config)) *testRelay {
 	cfg.Ops.Listen = "127.0.0.1:0"
 	cfg.PKI.CA = relay.EmbeddedCAConfig{Dir: filepath.Join(dir, "ca"), Listen: "127.0.0.1:0", Init: true}
 	cfg.PKI.StateDir = filepath.Join(dir, "state")
+	cfg.Store.Dir = filepath.Join(dir, "store")
 	cfg.PKI.CRLRefresh = time.Second
 	cfg.PKI.Sweep = time.Second
 	cfg.Tunnel.DrainTimeout = 2 * time.Second

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/mcc-bridge/bridge/pki/caclient"
+	"github.com/mcc-bridge/bridge/relay/ingest"
+	"github.com/mcc-bridge/bridge/relay/store"
 	"github.com/mcc-bridge/bridge/pki/renew"
 	"github.com/mcc-bridge/bridge/pki/stepca"
 	"github.com/mcc-bridge/bridge/pki/verify"
@@ -46,6 +48,15 @@ type Config struct {
 	Log endpoint.LogConfig `yaml:"log"`
 	// Tunnel tunes timings.
 	Tunnel TunnelConfig `yaml:"tunnel"`
+	// Store is where what agents crawl is kept.
+	Store StoreConfig `yaml:"store"`
+}
+
+// StoreConfig is the store section.
+type StoreConfig struct {
+	// Dir holds the embedded store: a SQLite database and content blobs.
+	// Default "store".
+	Dir string `yaml:"dir"`
 }
 
 // TunnelConfig tunes tunnel timings.
@@ -67,6 +78,7 @@ func DefaultConfig() Config {
 		Ops:    endpoint.OpsConfig{Listen: "127.0.0.1:9465"},
 		Log:    endpoint.LogConfig{Level: "info", Format: "text"},
 		Tunnel: TunnelConfig{Heartbeat: 500 * time.Millisecond, DrainTimeout: 30 * time.Second},
+		Store: StoreConfig{Dir: "store"},
 		PKI: PKIConfig{
 			CA:          EmbeddedCAConfig{Listen: "127.0.0.1:9000"},
 			Provisioner: stepca.AgentProvisioner,
@@ -83,7 +95,9 @@ func LoadConfig(path string) (Config, error) {
 }
 
 // Paths lists the configuration's paths, for endpoint.LoadConfig.
-func (c *Config) Paths() []*string { return append(c.TLS.Paths(), c.PKI.paths()...) }
+func (c *Config) Paths() []*string {
+	return append(append(c.TLS.Paths(), c.PKI.paths()...), &c.Store.Dir)
+}
 
 // Validate checks the configuration for mistakes an admin can fix.
 func (c Config) Validate() error {
@@ -112,6 +126,8 @@ type Relay struct {
 	agents *http.Client
 	id     string
 	pki    *pkiParts // nil with fixed tls files
+	store  *store.Embedded
+	ingest *ingest.Handler
 
 	listening bool // set by Listen, before Run
 }
@@ -143,6 +159,19 @@ func New(cfg Config, log *slog.Logger, version string) (*Relay, error) {
 		}
 		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: roots}
 	}
+	if r.store, err = store.Open(context.Background(), cfg.Store.Dir, store.Config{Logger: log.With("part", "store")}); err != nil {
+		r.pki.close()
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	im, err := ingest.NewMetrics(reg)
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	if r.ingest, err = ingest.New(r.store, log.With("part", "ingest"), ingest.Config{Metrics: im}); err != nil {
+		r.Close()
+		return nil, err
+	}
 	srv, err := tunnelserver.New(tunnelserver.Config{
 		Addr:         cfg.Listen,
 		TLS:          tlsConf,
@@ -156,7 +185,7 @@ func New(cfg Config, log *slog.Logger, version string) (*Relay, error) {
 		Metrics:      m,
 	})
 	if err != nil {
-		r.pki.close()
+		r.Close()
 		return nil, err
 	}
 	r.server = srv
@@ -368,12 +397,21 @@ func (r *Relay) Handler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{"relay": r.id, "peer": peer.String(), "time": time.Now().UTC()})
 	})
+	r.ingest.Register(mux)
 	return mux
 }
 
 // Close releases what New started (the embedded CA) when Run is not
 // called; Run does it itself.
-func (r *Relay) Close() { r.pki.close() }
+func (r *Relay) Close() {
+	r.pki.close()
+	if r.store != nil {
+		r.store.Close()
+	}
+}
+
+// Store is the relay's document store.
+func (r *Relay) Store() store.Store { return r.store }
 
 // Listen binds the agent and ops sockets, so that their addresses are known
 // before Run.
@@ -404,7 +442,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		parts.Background = append(parts.Background, r.pki.renewer.Run, r.pki.verifier.Run, r.sweep)
 	}
 	err := endpoint.Run(ctx, parts)
-	r.pki.close()
+	r.Close()
 	r.log.Info("bridge-relay stopped")
 	return err
 }

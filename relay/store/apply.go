@@ -1,0 +1,368 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/mcc-bridge/bridge/agent/ingestapi"
+)
+
+// querier is what *sql.DB and *sql.Tx share for single-row reads.
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// Apply applies b for the tenant in one transaction, committed with
+// synchronous=FULL before it returns. Deletes and delete_prefixes run
+// before upserts, so a batch that deletes a folder and upserts what is now
+// under the same path leaves the upserted documents. A delete prefix
+// matches the path itself and every path under path+"/", byte for byte
+// (case-sensitive, no wildcards). Text of plain-text blobs is read before
+// the transaction begins, so the writer lock is held only for the writes.
+func (e *Embedded) Apply(ctx context.Context, tenant string, b ingestapi.Batch) (ingestapi.BatchResult, error) {
+	if err := e.begin(tenant); err != nil {
+		return ingestapi.BatchResult{}, fmt.Errorf("apply batch: %w", err)
+	}
+	if err := b.Validate(); err != nil {
+		return ingestapi.BatchResult{}, fmt.Errorf("apply batch: %w: %w", ErrInvalid, err)
+	}
+	digest, err := batchDigest(b)
+	if err != nil {
+		return ingestapi.BatchResult{}, fmt.Errorf("apply batch %q: %w", b.ID, err)
+	}
+	// A replay does no work and takes no write lock.
+	if res, ok, err := lookupBatch(ctx, e.rdb, tenant, b.ID, digest); err != nil || ok {
+		return res, err
+	}
+	texts, unreadable, err := e.extractAll(ctx, tenant, b.Upserts)
+	if err != nil {
+		return ingestapi.BatchResult{}, fmt.Errorf("apply batch %q: %w", b.ID, err)
+	}
+
+	tx, err := e.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return ingestapi.BatchResult{}, fmt.Errorf("apply batch %q: begin: %w", b.ID, err)
+	}
+	defer tx.Rollback()
+	// Another delivery of the same batch may have committed meanwhile.
+	if res, ok, err := lookupBatch(ctx, tx, tenant, b.ID, digest); err != nil || ok {
+		return res, err
+	}
+	if err := checkBlobs(ctx, tx, tenant, b.Upserts, unreadable); err != nil {
+		return ingestapi.BatchResult{}, fmt.Errorf("apply batch %q: %w", b.ID, err)
+	}
+
+	res := ingestapi.BatchResult{ID: b.ID, Upserted: len(b.Upserts)}
+	for i, k := range b.Deletes {
+		if err := e.fail("delete", i); err != nil {
+			return ingestapi.BatchResult{}, fmt.Errorf("apply batch %q: deletes[%d]: %w", b.ID, i, err)
+		}
+		n, err := execCount(ctx, tx,
+			"DELETE FROM documents WHERE tenant = ? AND site = ? AND list_id = ? AND item_id = ?",
+			tenant, k.Site, k.ListID, k.ItemID)
+		if err != nil {
+			return ingestapi.BatchResult{}, fmt.Errorf("apply batch %q: deletes[%d]: %w", b.ID, i, err)
+		}
+		res.Deleted += n
+	}
+	for i, p := range b.DeletePrefixes {
+		if err := e.fail("delete_prefix", i); err != nil {
+			return ingestapi.BatchResult{}, fmt.Errorf("apply batch %q: delete_prefixes[%d]: %w", b.ID, i, err)
+		}
+		n, err := deletePrefix(ctx, tx, tenant, p)
+		if err != nil {
+			return ingestapi.BatchResult{}, fmt.Errorf("apply batch %q: delete_prefixes[%d]: %w", b.ID, i, err)
+		}
+		res.Deleted += n
+	}
+	if len(b.Upserts) > 0 {
+		up, err := prepareUpsert(ctx, tx)
+		if err != nil {
+			return ingestapi.BatchResult{}, fmt.Errorf("apply batch %q: %w", b.ID, err)
+		}
+		defer up.close()
+		for i, d := range b.Upserts {
+			if err := e.fail("upsert", i); err != nil {
+				return ingestapi.BatchResult{}, fmt.Errorf("apply batch %q: upserts[%d]: %w", b.ID, i, err)
+			}
+			if err := up.do(ctx, tenant, d, texts[i]); err != nil {
+				return ingestapi.BatchResult{}, fmt.Errorf("apply batch %q: upserts[%d]: %w", b.ID, i, err)
+			}
+		}
+	}
+	if err := e.fail("record", 0); err != nil {
+		return ingestapi.BatchResult{}, fmt.Errorf("apply batch %q: record: %w", b.ID, err)
+	}
+	if _, err := tx.ExecContext(ctx,
+		"INSERT INTO batches (tenant, id, digest, upserted, deleted, applied_at) VALUES (?, ?, ?, ?, ?, ?)",
+		tenant, b.ID, digest, res.Upserted, res.Deleted, e.cfg.Now().Unix()); err != nil {
+		return ingestapi.BatchResult{}, fmt.Errorf("apply batch %q: record: %w", b.ID, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return ingestapi.BatchResult{}, fmt.Errorf("apply batch %q: commit: %w", b.ID, err)
+	}
+	return res, nil
+}
+
+// fail runs the test hook, if any.
+func (e *Embedded) fail(stage string, i int) error {
+	if e.hook == nil {
+		return nil
+	}
+	return e.hook(stage, i)
+}
+
+// batchDigest fingerprints a batch, to tell a replay from a reused ID.
+func batchDigest(b ingestapi.Batch) (string, error) {
+	j, err := json.Marshal(b)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(j)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// lookupBatch returns the recorded result of batch id, with ok, when it was
+// applied before with the same digest.
+func lookupBatch(ctx context.Context, q querier, tenant, id, digest string) (ingestapi.BatchResult, bool, error) {
+	var (
+		d   string
+		res = ingestapi.BatchResult{ID: id, Duplicate: true}
+	)
+	err := q.QueryRowContext(ctx, "SELECT digest, upserted, deleted FROM batches WHERE tenant = ? AND id = ?", tenant, id).
+		Scan(&d, &res.Upserted, &res.Deleted)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return ingestapi.BatchResult{}, false, nil
+	case err != nil:
+		return ingestapi.BatchResult{}, false, fmt.Errorf("apply batch %q: look up: %w", id, err)
+	case d != digest:
+		return ingestapi.BatchResult{}, false, &BatchConflictError{ID: id}
+	}
+	return res, true, nil
+}
+
+// extractAll reads the text of every upsert whose blob is plain text.
+// unreadable marks upserts whose blob file does not exist.
+func (e *Embedded) extractAll(ctx context.Context, tenant string, docs []ingestapi.Document) (texts []string, unreadable map[int]bool, err error) {
+	texts = make([]string, len(docs))
+	cache := map[string]string{} // sha+type -> text, for content shared by several documents
+	for i, d := range docs {
+		if d.ContentSHA256 == "" {
+			continue
+		}
+		mt := textType(d.ContentType, d.Name)
+		if mt == "" {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		ck := d.ContentSHA256 + " " + mt
+		if t, ok := cache[ck]; ok {
+			texts[i] = t
+			continue
+		}
+		f, err := os.Open(e.blobPath(tenant, d.ContentSHA256))
+		if errors.Is(err, fs.ErrNotExist) {
+			if unreadable == nil {
+				unreadable = map[int]bool{}
+			}
+			unreadable[i] = true
+			continue
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("upserts[%d]: read content: %w", i, err)
+		}
+		t, err := extractText(f, mt, e.cfg.MaxTextBytes)
+		f.Close()
+		if err != nil {
+			return nil, nil, fmt.Errorf("upserts[%d]: read content: %w", i, err)
+		}
+		cache[ck] = t
+		texts[i] = t
+	}
+	return texts, unreadable, nil
+}
+
+// checkBlobs refuses upserts naming blobs the tenant has not stored.
+func checkBlobs(ctx context.Context, tx *sql.Tx, tenant string, docs []ingestapi.Document, unreadable map[int]bool) error {
+	known := map[string]bool{}
+	var missing []MissingBlob
+	for i, d := range docs {
+		sha := d.ContentSHA256
+		if sha == "" {
+			continue
+		}
+		have, seen := known[sha]
+		if !seen {
+			var one int
+			err := tx.QueryRowContext(ctx, "SELECT 1 FROM blobs WHERE tenant = ? AND sha256 = ?", tenant, sha).Scan(&one)
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+			case err != nil:
+				return fmt.Errorf("check blobs: %w", err)
+			default:
+				have = true
+			}
+			known[sha] = have
+		}
+		if !have || unreadable[i] {
+			missing = append(missing, MissingBlob{Upsert: i, SHA256: sha})
+		}
+	}
+	if len(missing) > 0 {
+		return &MissingBlobError{Missing: missing}
+	}
+	return nil
+}
+
+// deletePrefix deletes the site's documents at p.Path or under p.Path+"/".
+// It compares bytes with a range instead of LIKE, which would treat % and _
+// as wildcards and ignore ASCII case: under "/a/b" means path >= "/a/b/"
+// and < "/a/b0" ('0' follows '/'), so "/a/bc" and "/a/b-c" stay.
+func deletePrefix(ctx context.Context, tx *sql.Tx, tenant string, p ingestapi.PathPrefix) (int, error) {
+	dir := strings.TrimRight(p.Path, "/") // "/a/b/" names the folder "/a/b"; "/" the whole site
+	exact := dir
+	if exact == "" {
+		exact = "/"
+	}
+	return execCount(ctx, tx,
+		"DELETE FROM documents WHERE tenant = ? AND site = ? AND (path = ? OR (path >= ? AND path < ?))",
+		tenant, p.Site, exact, dir+"/", dir+"0")
+}
+
+func execCount(ctx context.Context, tx *sql.Tx, query string, args ...any) (int, error) {
+	res, err := tx.ExecContext(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
+// upserter holds the statements of one batch's upserts.
+type upserter struct {
+	del, ins, acl, fts *sql.Stmt
+}
+
+func prepareUpsert(ctx context.Context, tx *sql.Tx) (*upserter, error) {
+	var u upserter
+	for _, s := range []struct {
+		p     **sql.Stmt
+		query string
+	}{
+		{&u.del, "DELETE FROM documents WHERE tenant = ? AND site = ? AND list_id = ? AND item_id = ?"},
+		{&u.ins, "INSERT INTO documents (tenant, site, list_id, item_id, path, generation, content_sha256, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"},
+		{&u.acl, "INSERT INTO acl (doc_id, principal) VALUES (?, ?) ON CONFLICT DO NOTHING"},
+		{&u.fts, "INSERT INTO documents_fts (rowid, name, title, path, body) VALUES (?, ?, ?, ?, ?)"},
+	} {
+		st, err := tx.PrepareContext(ctx, s.query)
+		if err != nil {
+			u.close()
+			return nil, fmt.Errorf("prepare: %w", err)
+		}
+		*s.p = st
+	}
+	return &u, nil
+}
+
+func (u *upserter) close() {
+	for _, s := range []*sql.Stmt{u.del, u.ins, u.acl, u.fts} {
+		if s != nil {
+			s.Close()
+		}
+	}
+}
+
+// do replaces the document with d: the old row goes (its ACL rows by
+// cascade, its index row by trigger) and the new one is inserted.
+func (u *upserter) do(ctx context.Context, tenant string, d ingestapi.Document, text string) error {
+	j, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	if _, err := u.del.ExecContext(ctx, tenant, d.Site, d.ListID, d.ItemID); err != nil {
+		return err
+	}
+	var sha any
+	if d.ContentSHA256 != "" {
+		sha = d.ContentSHA256
+	}
+	var id int64
+	if err := u.ins.QueryRowContext(ctx, tenant, d.Site, d.ListID, d.ItemID, d.Path, d.Generation, sha, string(j)).Scan(&id); err != nil {
+		return err
+	}
+	for _, p := range principals(d.ACL) {
+		if _, err := u.acl.ExecContext(ctx, id, p); err != nil {
+			return err
+		}
+	}
+	_, err = u.fts.ExecContext(ctx, id, d.Name, d.Title, d.Path, text)
+	return err
+}
+
+// principals lists the lower-cased e-mails and logins of an ACL, once each.
+func principals(acl []ingestapi.ACE) []string {
+	var ps []string
+	for _, a := range acl {
+		for _, s := range []string{a.Email, a.Login} {
+			if s = normPrincipal(s); s != "" {
+				ps = append(ps, s)
+			}
+		}
+	}
+	slices.Sort(ps)
+	return slices.Compact(ps)
+}
+
+func normPrincipal(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+
+// FinishGeneration deletes the site's documents not written by
+// g.Generation, in one transaction, and records the generation as
+// finished: finishing it again (a retry) returns the first result and
+// deletes nothing, even if a later generation has written since.
+func (e *Embedded) FinishGeneration(ctx context.Context, tenant string, g ingestapi.Generation) (ingestapi.GenerationResult, error) {
+	if err := e.begin(tenant); err != nil {
+		return ingestapi.GenerationResult{}, fmt.Errorf("finish generation: %w", err)
+	}
+	if g.Site == "" || g.Generation == "" {
+		return ingestapi.GenerationResult{}, fmt.Errorf("finish generation: %w: site and generation are required", ErrInvalid)
+	}
+	tx, err := e.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return ingestapi.GenerationResult{}, fmt.Errorf("finish generation %q: begin: %w", g.Generation, err)
+	}
+	defer tx.Rollback()
+	var res ingestapi.GenerationResult
+	err = tx.QueryRowContext(ctx, "SELECT deleted FROM generations WHERE tenant = ? AND site = ? AND generation = ?",
+		tenant, g.Site, g.Generation).Scan(&res.Deleted)
+	switch {
+	case err == nil:
+		return res, nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return ingestapi.GenerationResult{}, fmt.Errorf("finish generation %q: look up: %w", g.Generation, err)
+	}
+	if res.Deleted, err = execCount(ctx, tx, "DELETE FROM documents WHERE tenant = ? AND site = ? AND generation <> ?",
+		tenant, g.Site, g.Generation); err != nil {
+		return ingestapi.GenerationResult{}, fmt.Errorf("finish generation %q: delete orphans: %w", g.Generation, err)
+	}
+	if _, err := tx.ExecContext(ctx,
+		"INSERT INTO generations (tenant, site, generation, deleted, finished_at) VALUES (?, ?, ?, ?, ?)",
+		tenant, g.Site, g.Generation, res.Deleted, e.cfg.Now().Unix()); err != nil {
+		return ingestapi.GenerationResult{}, fmt.Errorf("finish generation %q: record: %w", g.Generation, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return ingestapi.GenerationResult{}, fmt.Errorf("finish generation %q: commit: %w", g.Generation, err)
+	}
+	return res, nil
+}

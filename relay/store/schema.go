@@ -1,0 +1,69 @@
+package store
+
+// migrations are applied in order; schema_version holds how many have run.
+// Never edit a released migration: append a new one.
+var migrations = []string{
+	// 1: documents with their ACL and full-text index, blobs, batch and
+	// generation records.
+	`
+CREATE TABLE blobs (
+	tenant     TEXT    NOT NULL,
+	sha256     TEXT    NOT NULL,
+	size       INTEGER NOT NULL,
+	created_at INTEGER NOT NULL, -- unix seconds
+	PRIMARY KEY (tenant, sha256)
+) WITHOUT ROWID;
+
+CREATE TABLE documents (
+	id             INTEGER PRIMARY KEY,
+	tenant         TEXT    NOT NULL,
+	site           TEXT    NOT NULL,
+	list_id        TEXT    NOT NULL,
+	item_id        INTEGER NOT NULL,
+	path           TEXT    NOT NULL,
+	generation     TEXT    NOT NULL,
+	content_sha256 TEXT,   -- NULL when the document has no content blob
+	doc            TEXT    NOT NULL, -- ingestapi.Document as JSON
+	UNIQUE (tenant, site, list_id, item_id),
+	FOREIGN KEY (tenant, content_sha256) REFERENCES blobs (tenant, sha256)
+);
+CREATE INDEX documents_path ON documents (tenant, site, path);
+CREATE INDEX documents_generation ON documents (tenant, site, generation);
+CREATE INDEX documents_blob ON documents (tenant, content_sha256);
+
+-- acl holds each ACE's e-mail and login, lower-cased, for ACL trimming.
+CREATE TABLE acl (
+	doc_id    INTEGER NOT NULL REFERENCES documents (id) ON DELETE CASCADE,
+	principal TEXT    NOT NULL,
+	PRIMARY KEY (doc_id, principal)
+) WITHOUT ROWID;
+
+-- documents_fts rows share their rowid with documents.id.
+CREATE VIRTUAL TABLE documents_fts USING fts5 (
+	name, title, path, body,
+	tokenize = 'unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER documents_delete_fts AFTER DELETE ON documents BEGIN
+	DELETE FROM documents_fts WHERE rowid = old.id;
+END;
+
+CREATE TABLE batches (
+	tenant     TEXT    NOT NULL,
+	id         TEXT    NOT NULL,
+	digest     TEXT    NOT NULL, -- SHA-256 of the batch's JSON
+	upserted   INTEGER NOT NULL,
+	deleted    INTEGER NOT NULL,
+	applied_at INTEGER NOT NULL, -- unix seconds
+	PRIMARY KEY (tenant, id)
+) WITHOUT ROWID;
+
+CREATE TABLE generations (
+	tenant      TEXT    NOT NULL,
+	site        TEXT    NOT NULL,
+	generation  TEXT    NOT NULL,
+	deleted     INTEGER NOT NULL,
+	finished_at INTEGER NOT NULL, -- unix seconds
+	PRIMARY KEY (tenant, site, generation)
+) WITHOUT ROWID;
+`,
+}
