@@ -16,11 +16,11 @@ import (
 	"time"
 
 	"github.com/mcc-bridge/bridge/pki/caclient"
-	"github.com/mcc-bridge/bridge/relay/ingest"
-	"github.com/mcc-bridge/bridge/relay/store"
 	"github.com/mcc-bridge/bridge/pki/renew"
 	"github.com/mcc-bridge/bridge/pki/stepca"
 	"github.com/mcc-bridge/bridge/pki/verify"
+	"github.com/mcc-bridge/bridge/relay/ingest"
+	"github.com/mcc-bridge/bridge/relay/store"
 	"github.com/mcc-bridge/bridge/tunnel"
 	"github.com/mcc-bridge/bridge/tunnel/endpoint"
 	"github.com/mcc-bridge/bridge/tunnel/tunnelserver"
@@ -78,7 +78,7 @@ func DefaultConfig() Config {
 		Ops:    endpoint.OpsConfig{Listen: "127.0.0.1:9465"},
 		Log:    endpoint.LogConfig{Level: "info", Format: "text"},
 		Tunnel: TunnelConfig{Heartbeat: 500 * time.Millisecond, DrainTimeout: 30 * time.Second},
-		Store: StoreConfig{Dir: "store"},
+		Store:  StoreConfig{Dir: "store"},
 		PKI: PKIConfig{
 			CA:          EmbeddedCAConfig{Listen: "127.0.0.1:9000"},
 			Provisioner: stepca.AgentProvisioner,
