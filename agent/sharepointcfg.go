@@ -37,6 +37,10 @@ type SharePointConfig struct {
 	ExcludePaths []string `yaml:"exclude_paths"`
 	// StateDir keeps the crawl checkpoints. Default: pki.state_dir/crawl.
 	StateDir string `yaml:"state_dir"`
+	// TimeZone is the sites' regional time zone (IANA name, e.g.
+	// "America/Los_Angeles"), for the dates SharePoint sends without an
+	// offset. Default UTC.
+	TimeZone string `yaml:"time_zone"`
 }
 
 // SharePointAuth names the account. The password comes from a file or an
@@ -77,6 +81,11 @@ func (c SharePointConfig) validate() []error {
 	default:
 		errs = append(errs, fmt.Errorf("sharepoint.auth.method %q: want ntlm, basic or none", c.Auth.Method))
 	}
+	if c.TimeZone != "" {
+		if _, err := time.LoadLocation(c.TimeZone); err != nil {
+			errs = append(errs, fmt.Errorf("sharepoint.time_zone: %w", err))
+		}
+	}
 	if c.PollInterval < 0 || c.Concurrency < 0 || c.RequestsPerSecond < 0 || c.MaxFileSizeMB < 0 {
 		errs = append(errs, errors.New("sharepoint: poll_interval, concurrency, requests_per_second and max_file_size_mb must not be negative"))
 	}
@@ -113,6 +122,12 @@ func newCrawler(cfg Config, relay *crawl.Relay, version string, getenv func(stri
 	if method == "" {
 		method = "ntlm"
 	}
+	loc := time.UTC
+	if sp.TimeZone != "" {
+		if loc, err = time.LoadLocation(sp.TimeZone); err != nil {
+			return nil, fmt.Errorf("sharepoint.time_zone: %w", err)
+		}
+	}
 	var clients []*sharepoint.Client
 	for _, site := range sp.Sites {
 		c, err := sharepoint.New(sharepoint.Config{
@@ -120,6 +135,7 @@ func newCrawler(cfg Config, relay *crawl.Relay, version string, getenv func(stri
 			Auth:              sharepoint.Auth{Method: method, Username: sp.Auth.Username, Password: pw},
 			Version:           version,
 			RequestsPerSecond: sp.RequestsPerSecond,
+			Location:          loc,
 			Logger:            log,
 		})
 		if err != nil {

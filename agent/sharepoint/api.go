@@ -243,7 +243,12 @@ func (c *Client) item(raw json.RawMessage) (Item, error) {
 // localTime re-reads a time parsed as UTC in the site's zone when the
 // server sent it without an offset. Offsets that were present are kept.
 func (c *Client) localTime(t Time) time.Time {
-	return t.Time
+	if !t.NoOffset || t.IsZero() {
+		return t.Time
+	}
+	y, mo, d := t.Date()
+	h, mi, sec := t.Clock()
+	return time.Date(y, mo, d, h, mi, sec, t.Nanosecond(), c.cfg.Location).UTC()
 }
 
 func listPath(l List) string { return "web/lists(guid'" + l.ID + "')" }

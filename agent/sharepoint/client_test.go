@@ -17,7 +17,7 @@ import (
 func TestDecodeCollection(t *testing.T) {
 	for _, tc := range []struct {
 		name, body, next string
-		n              int
+		n                int
 	}{
 		{"verbose", `{"d":{"results":[{"Id":1},{"Id":2}],"__next":"https://sp/_api/web/lists?$skiptoken=x"}}`, "https://sp/_api/web/lists?$skiptoken=x", 2},
 		{"verbose last page", `{"d":{"results":[{"Id":1}]}}`, "", 1},
@@ -54,8 +54,16 @@ func TestFieldTypes(t *testing.T) {
 		t.Errorf("ints/version: %+v", v)
 	}
 	want := time.Date(2022, 11, 26, 1, 51, 46, 0, time.UTC)
-	if !v.Created.Equal(want) || !v.Local.Equal(want) || !v.Old.Equal(want) {
+	if !v.Created.Equal(want) || !v.Local.Equal(want) || !v.Old.Equal(want) || v.Created.NoOffset || !v.Local.NoOffset {
 		t.Errorf("times: %v %v %v", v.Created, v.Local, v.Old)
+	}
+	pst := time.FixedZone("PST", -8*3600)
+	c := &Client{cfg: Config{Location: pst}}
+	if got := c.localTime(v.Local); !got.Equal(want.Add(8 * time.Hour)) {
+		t.Errorf("local time in PST: %v, want %v", got, want.Add(8*time.Hour))
+	}
+	if got := c.localTime(v.Created); !got.Equal(want) {
+		t.Errorf("a time with an offset moved: %v", got)
 	}
 	if err := json.Unmarshal([]byte(`{"Length":"12x"}`), &v); err == nil {
 		t.Error("bad Int64 accepted")

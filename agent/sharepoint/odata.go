@@ -80,7 +80,12 @@ func (n *Int64) UnmarshalJSON(b []byte) error {
 
 // Time is an Edm.DateTime: with an offset, or (some fields) in the site's
 // local time without one, or the verbose "/Date(ms)/" form.
-type Time struct{ time.Time }
+type Time struct {
+	time.Time
+	// NoOffset is true when the server sent no offset: the time is then
+	// in the site's local zone, and Time holds it as if it were UTC.
+	NoOffset bool
+}
 
 // UnmarshalJSON parses the forms SharePoint uses. Times without an offset
 // are taken as UTC here; the client re-reads them in the site's zone.
@@ -98,9 +103,13 @@ func (t *Time) UnmarshalJSON(b []byte) error {
 		t.Time = time.UnixMilli(ms).UTC()
 		return nil
 	}
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.9999999", "2006-01-02T15:04:05"} {
+	if v, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		t.Time, t.NoOffset = v.UTC(), false
+		return nil
+	}
+	for _, layout := range []string{"2006-01-02T15:04:05.9999999", "2006-01-02T15:04:05"} {
 		if v, err := time.Parse(layout, s); err == nil {
-			t.Time = v.UTC()
+			t.Time, t.NoOffset = v, true
 			return nil
 		}
 	}
