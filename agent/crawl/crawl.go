@@ -199,9 +199,10 @@ type siteCrawler struct {
 
 	items, bytes, queue atomic.Int64
 
-	lists map[string]sharepoint.List // list index by ID; crawl goroutine only
-	webs  map[string]sharepoint.Web
-	acls  map[string][]ingestapi.ACE // readers by securable, per pass
+	lists   map[string]sharepoint.List // list index by ID; crawl goroutine only
+	webs    map[string]sharepoint.Web
+	acls    map[string][]ingestapi.ACE // readers by securable, per pass
+	folders map[string]folderPerm      // folders' permission source by path, per pass
 }
 
 func (s *siteCrawler) status() SiteStatus {
@@ -282,6 +283,7 @@ func (s *siteCrawler) run(ctx context.Context) {
 // one incremental pass.
 func (s *siteCrawler) pass(ctx context.Context) error {
 	s.acls = map[string][]ingestapi.ACE{}
+	s.folders = map[string]folderPerm{}
 	cp := s.checkpoint()
 	due := s.c.cfg.FullInterval > 0 && !cp.FullFinished.IsZero() && time.Since(cp.FullFinished) > s.c.cfg.FullInterval
 	if cp.Phase != PhaseIncremental || cp.ChangeToken == "" || due {
@@ -590,15 +592,51 @@ func (s *siteCrawler) content(ctx context.Context, l sharepoint.List, it sharepo
 	return sum, n, nil
 }
 
+// securable finds where it gets its permissions: itself when it has
+// unique ones, else the nearest parent folder that has, else the list when
+// it has, else the web.
+func (s *siteCrawler) securable(ctx context.Context, l sharepoint.List, it sharepoint.Item) (string, error) {
+	if it.ID > 0 && it.HasUniqueRoles {
+		return fmt.Sprintf("web/lists(guid'%s')/items(%d)", l.ID, it.ID), nil
+	}
+	root := strings.TrimRight(l.RootFolder, "/")
+	dir := it.FileDirRef
+	if dir == "" && it.FileRef != "" {
+		dir = path.Dir(it.FileRef)
+	}
+	for it.ID > 0 && root != "" && strings.HasPrefix(dir, root+"/") {
+		f, ok := s.folders[dir]
+		if !ok {
+			fi, err := s.sp.FolderItem(ctx, l.WebURL, dir)
+			if err != nil && !isNotFound(err) {
+				return "", fmt.Errorf("folder %s: %w", dir, err)
+			}
+			f = folderPerm{id: fi.ID, unique: err == nil && fi.HasUniqueRoles}
+			s.folders[dir] = f
+		}
+		if f.unique {
+			return fmt.Sprintf("web/lists(guid'%s')/items(%d)", l.ID, f.id), nil
+		}
+		dir = path.Dir(dir)
+	}
+	if l.HasUniqueRoles {
+		return fmt.Sprintf("web/lists(guid'%s')", l.ID), nil
+	}
+	return "web", nil
+}
+
+// folderPerm is what securable caches of a folder.
+type folderPerm struct {
+	id     int
+	unique bool
+}
+
 // readers returns the ACL of it (a zero Item: of the list), following
-// inheritance: item, list, web. Results are cached per pass.
+// inheritance: item, parent folders, list, web. Results are cached per pass.
 func (s *siteCrawler) readers(ctx context.Context, l sharepoint.List, it sharepoint.Item) ([]ingestapi.ACE, error) {
-	securable := "web"
-	switch {
-	case it.ID > 0 && it.HasUniqueRoles:
-		securable = fmt.Sprintf("web/lists(guid'%s')/items(%d)", l.ID, it.ID)
-	case l.HasUniqueRoles:
-		securable = fmt.Sprintf("web/lists(guid'%s')", l.ID)
+	securable, err := s.securable(ctx, l, it)
+	if err != nil {
+		return nil, err
 	}
 	key := l.WebURL + "|" + securable
 	if acl, ok := s.acls[key]; ok {
@@ -613,9 +651,7 @@ func (s *siteCrawler) readers(ctx context.Context, l sharepoint.List, it sharepo
 		acl = append(acl, ingestapi.ACE{Kind: p.Kind, Login: p.Login, Email: p.Email})
 	}
 	slices.SortFunc(acl, func(a, b ingestapi.ACE) int { return strings.Compare(a.Kind+a.Login, b.Kind+b.Login) })
-	if it.ID == 0 || !it.HasUniqueRoles {
-		s.acls[key] = acl
-	}
+	s.acls[key] = acl
 	return acl, nil
 }
 

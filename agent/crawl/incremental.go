@@ -148,6 +148,10 @@ func (s *siteCrawler) applyChanges(ctx context.Context, page []sharepoint.Change
 				}
 			}
 		default:
+			if isRoleChange(ch.Type) {
+				// Cached permissions may be stale from here on.
+				s.acls, s.folders = map[string][]ingestapi.ACE{}, map[string]folderPerm{}
+			}
 			it, err := s.sp.Item(ctx, l, ch.ItemID)
 			if isNotFound(err) {
 				o.delete(k) // gone since the change was logged
@@ -161,9 +165,10 @@ func (s *siteCrawler) applyChanges(ctx context.Context, page []sharepoint.Change
 				continue
 			}
 			o.upsert(l, it)
-			if it.IsFolder && (ch.Type == sharepoint.ChangeRename || ch.Type == sharepoint.ChangeMoveInto || ch.Type == sharepoint.ChangeRestore) {
-				// The descendants' paths changed (or they came back) without
-				// their own log entries: read them again.
+			if it.IsFolder && (ch.Type == sharepoint.ChangeRename || ch.Type == sharepoint.ChangeMoveInto || ch.Type == sharepoint.ChangeRestore || isRoleChange(ch.Type)) {
+				// The descendants' paths or inherited permissions changed
+				// (or they came back) without their own log entries: read
+				// them again.
 				if err := s.folderItems(ctx, o, l, it.FileRef); err != nil {
 					return err
 				}
@@ -192,6 +197,7 @@ func (s *siteCrawler) scopeChange(ctx context.Context, o *ops, ch sharepoint.Cha
 	case sharepoint.ChangeRoleAdd, sharepoint.ChangeRoleDelete, sharepoint.ChangeRoleUpdate, sharepoint.ChangeAssignmentAdd,
 		sharepoint.ChangeAssignmentDelete, sharepoint.ChangeMemberAdd, sharepoint.ChangeMemberDelete, sharepoint.ChangeScopeAdd, sharepoint.ChangeScopeDelete:
 		s.acls = map[string][]ingestapi.ACE{}
+		s.folders = map[string]folderPerm{}
 		if err := s.index(ctx); err != nil {
 			return err
 		}
@@ -225,6 +231,15 @@ func (s *siteCrawler) scopeChange(ctx context.Context, o *ops, ch sharepoint.Cha
 		}
 	}
 	return nil
+}
+
+func isRoleChange(t int) bool {
+	switch t {
+	case sharepoint.ChangeRoleAdd, sharepoint.ChangeRoleDelete, sharepoint.ChangeRoleUpdate, sharepoint.ChangeAssignmentAdd,
+		sharepoint.ChangeAssignmentDelete, sharepoint.ChangeMemberAdd, sharepoint.ChangeMemberDelete, sharepoint.ChangeScopeAdd, sharepoint.ChangeScopeDelete:
+		return true
+	}
+	return false
 }
 
 // list finds a list by ID, refreshing the index once when it is unknown.

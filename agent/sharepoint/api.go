@@ -385,6 +385,21 @@ func (c *Client) Item(ctx context.Context, l List, id int) (Item, error) {
 	return c.item(raw)
 }
 
+// FolderItem reads the list item behind the folder at serverRelativeURL
+// (its ID and whether it has unique permissions).
+func (c *Client) FolderItem(ctx context.Context, webURL, serverRelativeURL string) (Item, error) {
+	u := c.abs(webURL, "web/GetFolderByServerRelativeUrl("+odataLiteral(serverRelativeURL)+")/ListItemAllFields?$select=Id,FileRef,FileLeafRef,FileSystemObjectType,HasUniqueRoleAssignments")
+	b, err := c.getJSON(ctx, u, "items")
+	if err != nil {
+		return Item{}, err
+	}
+	raw, err := decodeEntity(b)
+	if err != nil {
+		return Item{}, err
+	}
+	return c.item(raw)
+}
+
 // Principal is one principal who may read.
 type Principal struct {
 	Kind  string // user or group
@@ -442,15 +457,26 @@ func (c *Client) Readers(ctx context.Context, webURL, securable string) ([]Princ
 			add(Principal{Kind: "user", Login: m.LoginName, Email: m.Email})
 			return nil
 		}
+		if m.PrincipalType == 4 { // a directory security group: its members are not listed
+			add(Principal{Kind: "group", Login: m.LoginName, Email: m.Email})
+			return nil
+		}
 		name := m.Title
 		if name == "" {
 			name = m.LoginName
 		}
 		add(Principal{Kind: "group", Login: name})
 		for _, ur := range rawList(m.Users) {
-			var usr struct{ LoginName, Email string }
+			var usr struct {
+				LoginName, Email string
+				PrincipalType    int
+			}
 			json.Unmarshal(ur, &usr)
-			add(Principal{Kind: "user", Login: usr.LoginName, Email: usr.Email})
+			kind := "user"
+			if usr.PrincipalType == 4 {
+				kind = "group"
+			}
+			add(Principal{Kind: kind, Login: usr.LoginName, Email: usr.Email})
 		}
 		return nil
 	})

@@ -74,6 +74,9 @@ type Config struct {
 	// client pauses before its next request (score-threshold+1 seconds).
 	// Zero means 8.
 	HealthScoreSlowdown int
+	// Connections bounds the connections to SharePoint (with NTLM, each
+	// authenticated connection serves one request at a time). Zero means 8.
+	Connections int
 	// Timeout bounds one request's headers. Zero means 2 minutes.
 	Timeout time.Duration
 	// Location is the site's time zone, for DateTimes without an offset.
@@ -90,6 +93,7 @@ type Client struct {
 	cfg     Config
 	base    *url.URL
 	http    *http.Client
+	conns   chan *http.Client // NTLM: connection-affine clients, one request each at a time
 	limiter *rate.Limiter
 	log     *slog.Logger
 
@@ -172,24 +176,73 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Sleep == nil {
 		cfg.Sleep = sleepCtx
 	}
-	tr := cfg.Transport
-	if tr == nil {
+	if cfg.Connections <= 0 {
+		cfg.Connections = 8
+	}
+	newTransport := func(perHost int) http.RoundTripper {
+		if cfg.Transport != nil {
+			return cfg.Transport
+		}
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.ResponseHeaderTimeout = cfg.Timeout
-		t.MaxIdleConnsPerHost = 16
-		tr = t
-	}
-	if cfg.Auth.Method == "ntlm" {
-		tr = ntlmssp.Negotiator{RoundTripper: tr}
+		t.MaxIdleConnsPerHost = perHost
+		t.MaxConnsPerHost = perHost
+		return t
 	}
 	burst := max(1, int(cfg.RequestsPerSecond))
-	return &Client{
+	c := &Client{
 		cfg:     cfg,
 		base:    u,
-		http:    &http.Client{Transport: tr},
 		limiter: rate.NewLimiter(rate.Limit(cfg.RequestsPerSecond), burst),
 		log:     cfg.Logger.With("site", u.String()),
-	}, nil
+	}
+	if cfg.Auth.Method == "ntlm" {
+		// NTLM authenticates a connection, and its last two legs must use
+		// the same one: each client here serves one request (body
+		// included) at a time over its own two connections (go-ntlmssp
+		// holds the first, anonymous 401 until the handshake ends).
+		c.conns = make(chan *http.Client, cfg.Connections)
+		for range cfg.Connections {
+			c.conns <- &http.Client{Transport: ntlmssp.Negotiator{RoundTripper: newTransport(2)}}
+		}
+	} else {
+		c.http = &http.Client{Transport: newTransport(cfg.Connections)}
+	}
+	return c, nil
+}
+
+// send sends req on a client of its own (NTLM) or the shared one; the
+// client is released when the response body is closed.
+func (c *Client) send(ctx context.Context, req *http.Request) (*http.Response, error) {
+	if c.conns == nil {
+		return c.http.Do(req)
+	}
+	var hc *http.Client
+	select {
+	case hc = <-c.conns:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		c.conns <- hc
+		return nil, err
+	}
+	resp.Body = &releaseBody{ReadCloser: resp.Body, release: func() { c.conns <- hc }}
+	return resp, nil
+}
+
+// releaseBody gives its client back once, on Close.
+type releaseBody struct {
+	io.ReadCloser
+	once    sync.Once
+	release func()
+}
+
+func (b *releaseBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.once.Do(b.release)
+	return err
 }
 
 func isLoopback(host string) bool {
@@ -275,7 +328,7 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 			req.Header.Set("X-RequestDigest", d)
 		}
 		c.stats.count(r.kind, attempt > 0)
-		resp, err := c.http.Do(req)
+		resp, err := c.send(ctx, req)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
