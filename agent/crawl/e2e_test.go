@@ -3,6 +3,7 @@ package crawl_test
 import (
 	"context"
 	"fmt"
+	"path"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -37,6 +38,8 @@ type world struct {
 
 	stopAgent func()
 	agentLogs func() string
+	stopRelay func()
+	relayAddr string
 }
 
 func newWorld(t *testing.T, spec spemu.Spec) *world {
@@ -63,6 +66,9 @@ func (w *world) startRelay() {
 	t := w.t
 	cfg := relay.DefaultConfig()
 	cfg.Listen, cfg.Ops.Listen, cfg.RelayID = "127.0.0.1:0", "127.0.0.1:0", "relay-e2e"
+	if w.relayAddr != "" {
+		cfg.Listen = w.relayAddr // a restart keeps the address the agent knows
+	}
 	cfg.PKI.CA = relay.EmbeddedCAConfig{Dir: filepath.Join(w.dir, "ca"), Listen: "127.0.0.1:0", Init: true}
 	cfg.PKI.StateDir = filepath.Join(w.dir, "relay-state")
 	cfg.Store.Dir = filepath.Join(w.dir, "store")
@@ -79,8 +85,17 @@ func (w *world) startRelay() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	stopped := false
+	w.stopRelay = func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			<-done
+		}
+	}
+	t.Cleanup(w.stopRelay)
 	w.relay = r
+	w.relayAddr = r.Server().TCPAddr().String()
 }
 
 func (w *world) startAgent() {
@@ -100,7 +115,7 @@ func (w *world) startAgent() {
 		}
 	}
 	cfg := agent.DefaultConfig()
-	cfg.Relays = []string{w.relay.Server().TCPAddr().String()}
+	cfg.Relays = []string{w.relayAddr}
 	cfg.Connections, cfg.Proxy, cfg.Ops.Listen = 1, "direct", "127.0.0.1:0"
 	cfg.PKI.StateDir = st.Dir
 	cfg.SharePoint = agent.SharePointConfig{
@@ -240,6 +255,57 @@ func TestCrawlEndToEnd(t *testing.T) {
 	if w.status().Delivered < 4000 {
 		t.Errorf("delivered %d documents, want several thousand", w.status().Delivered)
 	}
+
+	// Mutate the source in every way the change log reports, and check
+	// after each step that the store follows exactly.
+	snap := w.emu.Snapshot()
+	pick := func(kind spemu.Kind, inFolder bool, skip ...string) spemu.Entry {
+		for _, e := range snap {
+			if e.Kind != kind || !strings.Contains(e.FileRef, "Shared Documents") || slices.Contains(skip, e.FileRef) {
+				continue
+			}
+			depth := strings.Count(strings.TrimPrefix(e.FileRef, e.WebURL+"/Shared Documents/"), "/")
+			if (depth > 0) == inFolder {
+				return e
+			}
+		}
+		t.Fatalf("no %s to mutate", kind)
+		return spemu.Entry{}
+	}
+	file := pick(spemu.KindFile, false)
+	folder := pick(spemu.KindFolder, true)
+	other := pick(spemu.KindFolder, false, folder.FileRef, path.Dir(folder.FileRef))
+	lib := path.Dir(file.FileRef)
+	steps := []struct {
+		name string
+		do   func() error
+	}{
+		{"add a file", func() error {
+			_, err := w.emu.AddFile(lib, "New plan (v2) – O'Neil's.txt", spemu.FileSpec{Data: []byte("hello from the change log")})
+			return err
+		}},
+		{"update a file", func() error { _, err := w.emu.UpdateFile(file.FileRef, spemu.FileSpec{Size: 5000, Seed: 99}); return err }},
+		{"rename a folder (descendants move)", func() error { _, err := w.emu.Rename(folder.FileRef, folder.Name+" renamed"); return err }},
+		{"move a folder into another", func() error {
+			_, err := w.emu.Move(path.Dir(folder.FileRef)+"/"+folder.Name+" renamed", other.FileRef)
+			return err
+		}},
+		{"permission change without content change", func() error {
+			return w.emu.SetPermissions(other.FileRef, spemu.Grant{Login: `i:0#.w|contoso\user03`, Role: "Read"})
+		}},
+		{"delete a folder (one log entry)", func() error { return w.emu.DeleteFolder(other.FileRef) }},
+		{"restore it with its subtree", func() error { _, err := w.emu.Restore(other.FileRef); return err }},
+		{"delete a file", func() error { return w.emu.Delete(file.FileRef) }},
+	}
+	for _, st := range steps {
+		if err := st.do(); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		start := time.Now()
+		w.waitSynced(30*time.Second, st.name)
+		t.Logf("%s: in the store after %v", st.name, time.Since(start).Round(time.Millisecond))
+	}
+
 	if ua := w.emu.LastUserAgent(); ua != "NONISV|MCC|MCCBridge/test" {
 		t.Errorf("User-Agent %q", ua)
 	}
@@ -249,3 +315,51 @@ func TestCrawlEndToEnd(t *testing.T) {
 }
 
 var _ = tunnel.ProtocolTCP
+
+// TestCrawlSurvivesRestarts stops the agent and then the relay in the
+// middle of a full crawl: after each comes back, the crawl resumes from
+// its checkpoint (not from zero) and the store ends equal to the source.
+func TestCrawlSurvivesRestarts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	w := newWorld(t, spemu.Spec{Seed: 11, SiteNames: []string{"ops"}, Libraries: 2, Lists: 1, ItemsPerList: 900, FolderDepth: 1, FolderBreadth: 3, MaxSize: 4 << 10})
+	waitDelivered := func(n int64) {
+		deadline := time.Now().Add(2 * time.Minute)
+		for w.status().Delivered < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("delivered %d, waiting for %d", w.status().Delivered, n)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitDelivered(600)
+	w.stopAgent() // mid-crawl
+	before := w.status().Delivered
+	if before >= 2700 {
+		t.Fatalf("the crawl finished (%d) before the agent was stopped; make the site larger", before)
+	}
+	w.emu.ResetStats()
+	w.startAgent()
+	waitDelivered(before + 600)
+	if !strings.Contains(w.agentLogs(), "resuming the full crawl from its checkpoint") {
+		t.Error("the restarted agent did not resume from its checkpoint")
+	}
+	// Now the relay goes away mid-crawl and comes back on the same address.
+	w.stopRelay()
+	time.Sleep(500 * time.Millisecond)
+	w.startRelay()
+	w.waitSynced(3*time.Minute, "after an agent and a relay restart")
+	// The restarted agent did not download everything again.
+	files := int64(0)
+	for _, e := range w.emu.Snapshot() {
+		if e.Kind == spemu.KindFile {
+			files++
+		}
+	}
+	downloads := w.emu.Stats().Requests[spemu.EndpointContent]
+	t.Logf("%d files; %d delivered before the agent restart; %d downloads after it", files, before, downloads)
+	if downloads > files-before/2 {
+		t.Errorf("the restarted agent downloaded %d of %d files: it started over", downloads, files)
+	}
+}
