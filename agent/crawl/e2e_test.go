@@ -284,7 +284,10 @@ func TestCrawlEndToEnd(t *testing.T) {
 			_, err := w.emu.AddFile(lib, "New plan (v2) – O'Neil's.txt", spemu.FileSpec{Data: []byte("hello from the change log")})
 			return err
 		}},
-		{"update a file", func() error { _, err := w.emu.UpdateFile(file.FileRef, spemu.FileSpec{Size: 5000, Seed: 99}); return err }},
+		{"update a file", func() error {
+			_, err := w.emu.UpdateFile(file.FileRef, spemu.FileSpec{Size: 5000, Seed: 99})
+			return err
+		}},
 		{"rename a folder (descendants move)", func() error { _, err := w.emu.Rename(folder.FileRef, folder.Name+" renamed"); return err }},
 		{"move a folder into another", func() error {
 			_, err := w.emu.Move(path.Dir(folder.FileRef)+"/"+folder.Name+" renamed", other.FileRef)
