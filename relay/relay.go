@@ -212,6 +212,8 @@ type Status struct {
 	Relay  string                     `json:"relay"`
 	Agents []tunnelserver.AgentStatus `json:"agents"`
 	PKI    *PKIStatus                 `json:"pki,omitempty"`
+	// Store counts what connected agents' tenants have delivered.
+	Store map[string]store.Stats `json:"store,omitempty"`
 }
 
 // PKIStatus is the certificate side of /status.
@@ -227,6 +229,19 @@ type PKIStatus struct {
 // Status returns a snapshot of the relay.
 func (r *Relay) Status() Status {
 	st := Status{Relay: r.id, Agents: r.server.Agents()}
+	for _, a := range st.Agents {
+		if _, done := st.Store[a.Tenant]; done {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if s, err := r.store.Stats(ctx, a.Tenant); err == nil {
+			if st.Store == nil {
+				st.Store = map[string]store.Stats{}
+			}
+			st.Store[a.Tenant] = s
+		}
+		cancel()
+	}
 	if r.pki != nil {
 		st.PKI = &PKIStatus{
 			CAURL:           r.pki.caURL,

@@ -30,6 +30,9 @@ ops:
   listen: 127.0.0.1:9465
 YAML
 fi
+if [ -f "$state/agent.yaml" ] && ! grep -q '^sharepoint:' "$state/agent.yaml"; then
+	mv "$state/agent.yaml" "$state/agent.yaml.old"
+fi
 if [ ! -f "$state/agent.yaml" ]; then
 	cat > "$state/agent.yaml" <<YAML
 # Written by make run. Keys and defaults: README.md, "Agent configuration".
@@ -39,8 +42,17 @@ pki:
   state_dir: agent-state     # filled by bridge-agent enroll; renews itself
 ops:
   listen: 127.0.0.1:9464
+sharepoint:                  # the SharePoint emulator that make run starts
+  sites: ["http://127.0.0.1:8088/sites/mkt"]
+  auth:
+    method: ntlm
+    username: CONTOSO\svc-bridge
+    password_file: sp-password
+  poll_interval: 5s
+  requests_per_second: 200   # the emulator is local; keep the default (20) for a real farm
 YAML
 fi
+[ -f "$state/sp-password" ] || { head -c 18 /dev/urandom | base64 > "$state/sp-password"; chmod 600 "$state/sp-password"; }
 
 pids=()
 stop() {
@@ -56,6 +68,9 @@ trap stop INT TERM EXIT
 # The CA's database (badger) logs its housekeeping at INFO: hide it here.
 prefix() { while IFS= read -r line; do case "$line" in "badger "*) ;; *) printf '%s %s\n' "$1" "$line" ;; esac; done; }
 
+bin/bridge-agent sharepoint-emulator --listen 127.0.0.1:8088 --items 300 --password-file "$state/sp-password" \
+	> >(prefix "[sharepoint]") 2> >(grep -v 'level=DEBUG' | prefix "[sharepoint]") &
+pids+=($!)
 bin/bridge-relay serve --config "$state/relay.yaml" 2> >(prefix "[relay]") &
 pids+=($!)
 for _ in $(seq 1 100); do
@@ -86,6 +101,13 @@ echo
 echo "== the relay calls the agent through the tunnel: bridge-relay ping acme/agent-01"
 bin/bridge-relay ping acme/agent-01 || true
 echo
+echo "== the agent crawls the SharePoint emulator into the relay's store (progress every 10 s in the log)"
+for _ in $(seq 1 60); do
+	if bin/bridge-agent status --ops 127.0.0.1:9464 2>/dev/null | grep -q 'crawl .*: incremental'; then break; fi
+	sleep 1
+done
+bin/bridge-agent status --ops 127.0.0.1:9464 | grep -A1 '^crawl' || true
+echo
 cat <<TXT
 Running. Try:
   bin/bridge-agent status             tunnel sessions, transport, RTT, certificate and renewal
@@ -94,6 +116,8 @@ Running. Try:
                                       then rm -r .run/agent-state and make run enrolls it anew)
   bin/bridge-relay ping acme/agent-01 a request from the relay to the agent over the tunnel
   curl -s 127.0.0.1:9464/metrics      agent metrics (relay: 127.0.0.1:9465)
-Ctrl-C stops both.
+  curl -s -X POST 127.0.0.1:8088/_emu/files -d '{"folder":"/sites/mkt/Shared Documents","name":"new.txt","size":100}'
+                                      add a file to SharePoint; it reaches the relay within a poll (5 s)
+Ctrl-C stops everything.
 TXT
 wait

@@ -37,6 +37,9 @@ Usage:
   bridge-agent run     --config agent.yaml   run the agent in the foreground
   bridge-agent status  [--config agent.yaml | --ops 127.0.0.1:9464]
                                              show tunnel sessions, RTT and certificate
+  bridge-agent sharepoint-emulator [--listen 127.0.0.1:8088] [--items N] [--password-file F]
+                                             a SharePoint Server emulator with generated content,
+                                             for trials (not for production)
   bridge-agent version                       print the version
   bridge-agent help                          show this text
 
@@ -65,6 +68,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return cmdStatus(args[1:], stdout, stderr)
 	case "enroll":
 		return cmdEnroll(args[1:], os.Stdin, stdout, stderr)
+	case "sharepoint-emulator":
+		return cmdEmulator(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "bridge-agent", version)
 		return nil
