@@ -596,6 +596,14 @@ func (s *siteCrawler) content(ctx context.Context, l sharepoint.List, it sharepo
 // unique ones, else the nearest parent folder that has, else the list when
 // it has, else the web.
 func (s *siteCrawler) securable(ctx context.Context, l sharepoint.List, it sharepoint.Item) (string, error) {
+	if it.ID > 0 && it.RolesUnknown {
+		// Read through RenderListDataAsStream: ask the item itself.
+		full, err := s.sp.Item(ctx, l, it.ID)
+		if err != nil {
+			return "", err
+		}
+		it.HasUniqueRoles = full.HasUniqueRoles
+	}
 	if it.ID > 0 && it.HasUniqueRoles {
 		return fmt.Sprintf("web/lists(guid'%s')/items(%d)", l.ID, it.ID), nil
 	}

@@ -40,13 +40,19 @@ type world struct {
 	agentLogs func() string
 	stopRelay func()
 	relayAddr string
+	timeZone  *time.Location
 }
 
-func newWorld(t *testing.T, spec spemu.Spec) *world {
+func newWorld(t *testing.T, spec spemu.Spec, edit ...func(*spemu.Options)) *world {
 	t.Helper()
 	w := &world{t: t, dir: t.TempDir()}
 	elog, _ := tunneltest.Logger(t)
-	w.emu = spemu.New(spemu.Options{Auth: spemu.AuthNTLM, Users: map[string]string{`CONTOSO\svc-bridge`: "Zq9-sp-password"}, Logger: elog.With("part", "emu")})
+	opts := spemu.Options{Auth: spemu.AuthNTLM, Users: map[string]string{`CONTOSO\svc-bridge`: "Zq9-sp-password"}, Logger: elog.With("part", "emu")}
+	for _, e := range edit {
+		e(&opts)
+	}
+	w.emu = spemu.New(opts)
+	w.timeZone = opts.TimeZone
 	if err := w.emu.Generate(spec); err != nil {
 		t.Fatal(err)
 	}
@@ -124,6 +130,9 @@ func (w *world) startAgent() {
 		PollInterval:      500 * time.Millisecond,
 		Concurrency:       4,
 		RequestsPerSecond: 2000,
+	}
+	if w.timeZone != nil {
+		cfg.SharePoint.TimeZone = w.timeZone.String()
 	}
 	log, logs := tunneltest.Logger(t)
 	a, err := agent.New(cfg, log.With("part", "agent"), "test", func(k string) string {
@@ -364,5 +373,50 @@ func TestCrawlSurvivesRestarts(t *testing.T) {
 	t.Logf("%d files; %d delivered before the agent restart; %d downloads after it", files, before, downloads)
 	if downloads > files-before/2 {
 		t.Errorf("the restarted agent downloaded %d of %d files: it started over", downloads, files)
+	}
+}
+
+// TestCrawlQuirks: lists over the view threshold (RenderListDataAsStream),
+// relative next links, dates in site-local time, throttling with and
+// without Retry-After, a rising health score, and a download reset mid-file:
+// the store still ends equal to the source.
+func TestCrawlQuirks(t *testing.T) {
+	la, err := time.LoadLocation("America/Los_Angeles")
+	if err != nil {
+		t.Skip("no time zone data:", err)
+	}
+	w := newWorld(t, spemu.Spec{Seed: 3, SiteNames: []string{"big"}, Libraries: 1, Lists: 1, ItemsPerList: 450, FolderDepth: 1, FolderBreadth: 2,
+		LargeFiles: 1, LargeSize: 3 << 20}, func(o *spemu.Options) {
+		o.ViewThreshold = 300
+		o.NextLinks = spemu.NextLinkRelative
+		o.LocalTimes = true
+		o.TimeZone = la
+	})
+	w.emu.InjectFault(spemu.Fault{Endpoint: spemu.EndpointRenderListData, Count: 2, Status: 503})
+	w.emu.InjectFault(spemu.Fault{Endpoint: spemu.EndpointContent, Count: 2, Status: 429, RetryAfter: time.Second})
+	w.emu.SetHealthScore(9)
+	time.AfterFunc(3*time.Second, func() { w.emu.SetHealthScore(2) }) // the farm recovers
+	for _, e := range w.emu.Snapshot() {
+		if e.Kind == spemu.KindFile && e.Size == 3<<20 {
+			w.emu.ResetDownloadAfter(e.FileRef, 1<<20)
+		}
+	}
+	w.waitSynced(3*time.Minute, "full crawl with quirks")
+	st := w.emu.Stats()
+	if st.Requests[spemu.EndpointRenderListData] == 0 || st.Throttled < 4 || st.Resets == 0 {
+		t.Errorf("the quirks were not exercised: %+v", st)
+	}
+	// Dates: the store holds UTC equal to the source.
+	ctx := context.Background()
+	for _, e := range w.emu.Snapshot()[:20] {
+		d, err := w.relay.Store().Get(ctx, tenant, ingestapi.Key{Site: w.site, ListID: e.ListID, ItemID: e.ItemID})
+		if err != nil || !d.Modified.Equal(e.Modified) {
+			t.Fatalf("%s: modified %v in the store, %v in the source (%v)", e.FileRef, d.Modified, e.Modified, err)
+		}
+	}
+	for _, want := range []string{"RenderListDataAsStream", "download broke; resuming", "sharepoint is busy", "throttled the crawl"} {
+		if !strings.Contains(w.agentLogs(), want) {
+			t.Errorf("the agent log does not say %q", want)
+		}
 	}
 }

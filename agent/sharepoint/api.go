@@ -169,6 +169,9 @@ type Item struct {
 	Modified       time.Time
 	Length         int64
 	HasUniqueRoles bool
+	// RolesUnknown is true for items read through RenderListDataAsStream,
+	// whose rows do not say whether they have unique permissions.
+	RolesUnknown bool
 }
 
 // Kind is "file", "folder" or "item".
@@ -285,23 +288,22 @@ func (c *Client) Items(ctx context.Context, l List, afterID, pageSize int, fn fu
 // renderItems pages a large list with RenderListDataAsStream, whose rows
 // hold strings.
 func (c *Client) renderItems(ctx context.Context, l List, afterID, pageSize int, fn func(Item) error) error {
-	viewXML := fmt.Sprintf(`<View Scope="RecursiveAll"><Query><OrderBy><FieldRef Name="ID" Ascending="TRUE"/></OrderBy></Query>`+
-		`<ViewFields><FieldRef Name="ID"/><FieldRef Name="Title"/><FieldRef Name="FileRef"/><FieldRef Name="FileLeafRef"/><FieldRef Name="FileDirRef"/>`+
-		`<FieldRef Name="FSObjType"/><FieldRef Name="Created"/><FieldRef Name="Modified"/><FieldRef Name="_UIVersionString"/><FieldRef Name="UniqueId"/>`+
-		`<FieldRef Name="File_x0020_Size"/><FieldRef Name="SMTotalFileStreamSize"/><FieldRef Name="HasUniqueRoleAssignments"/></ViewFields>`+
-		`<RowLimit Paged="TRUE">%d</RowLimit></View>`, pageSize)
-	body := map[string]any{"parameters": map[string]any{
-		"__metadata":    map[string]string{"type": "SP.RenderListDataParameters"},
-		"ViewXml":       viewXML,
-		"RenderOptions": 2,
-	}}
 	base := c.abs(l.WebURL, listPath(l)+"/RenderListDataAsStream")
-	u := base
+	query := ""
 	if afterID > 0 {
-		u = fmt.Sprintf("%s?Paged=TRUE&p_ID=%d", base, afterID)
+		query = fmt.Sprintf("Paged=TRUE&p_ID=%d", afterID)
 	}
 	for {
-		b, err := c.postJSON(ctx, u, "render", body)
+		u := base
+		if query != "" {
+			u += "?" + query
+		}
+		b, err := c.postJSON(ctx, u, "render", renderBody(pageSize))
+		if IsCode(err, CodeThrottled) && pageSize > 50 {
+			// A page larger than the view threshold is refused too: halve it.
+			pageSize /= 2
+			continue
+		}
 		if err != nil {
 			return err
 		}
@@ -313,7 +315,7 @@ func (c *Client) renderItems(ctx context.Context, l List, afterID, pageSize int,
 			return fmt.Errorf("sharepoint RenderListDataAsStream %s: %w", l.Title, err)
 		}
 		for _, row := range page.Row {
-			it := rowItem(row)
+			it := rowItem(row, l.IsDocumentLibrary)
 			if it.ID <= afterID {
 				continue
 			}
@@ -325,12 +327,24 @@ func (c *Client) renderItems(ctx context.Context, l List, afterID, pageSize int,
 		if page.NextHref == "" || len(page.Row) == 0 {
 			return nil
 		}
-		q := strings.TrimPrefix(page.NextHref, "?")
+		query = strings.TrimPrefix(page.NextHref, "?")
 		if i := strings.IndexByte(page.NextHref, '?'); i >= 0 {
-			q = page.NextHref[i+1:]
+			query = page.NextHref[i+1:]
 		}
-		u = base + "?" + q
 	}
+}
+
+func renderBody(pageSize int) map[string]any {
+	viewXML := fmt.Sprintf(`<View Scope="RecursiveAll"><Query><OrderBy><FieldRef Name="ID" Ascending="TRUE"/></OrderBy></Query>`+
+		`<ViewFields><FieldRef Name="ID"/><FieldRef Name="Title"/><FieldRef Name="FileRef"/><FieldRef Name="FileLeafRef"/><FieldRef Name="FileDirRef"/>`+
+		`<FieldRef Name="FSObjType"/><FieldRef Name="Created"/><FieldRef Name="Modified"/><FieldRef Name="_UIVersionString"/><FieldRef Name="UniqueId"/>`+
+		`<FieldRef Name="File_x0020_Size"/><FieldRef Name="SMTotalFileStreamSize"/><FieldRef Name="HasUniqueRoleAssignments"/></ViewFields>`+
+		`<RowLimit Paged="TRUE">%d</RowLimit></View>`, pageSize)
+	return map[string]any{"parameters": map[string]any{
+		"__metadata":    map[string]string{"type": "SP.RenderListDataParameters"},
+		"ViewXml":       viewXML,
+		"RenderOptions": 2,
+	}}
 }
 
 func rowString(row map[string]any, keys ...string) string {
@@ -349,7 +363,7 @@ func rowString(row map[string]any, keys ...string) string {
 	return ""
 }
 
-func rowItem(row map[string]any) Item {
+func rowItem(row map[string]any, library bool) Item {
 	id, _ := strconv.Atoi(rowString(row, "ID", "Id"))
 	size, _ := strconv.ParseInt(strings.ReplaceAll(rowString(row, "File_x0020_Size", "SMTotalFileStreamSize", "FileSizeDisplay"), ",", ""), 10, 64)
 	it := Item{ID: id, Title: rowString(row, "Title"), FileRef: rowString(row, "FileRef"), FileLeafRef: rowString(row, "FileLeafRef"),
@@ -357,7 +371,7 @@ func rowItem(row map[string]any) Item {
 		UniqueID: normGUID(rowString(row, "UniqueId")), Length: size}
 	fs := rowString(row, "FSObjType", "FileSystemObjectType")
 	it.IsFolder = fs == "1"
-	it.HasFile = !it.IsFolder && (size > 0 || rowString(row, "File_x0020_Type") != "" || strings.Contains(it.FileLeafRef, "."))
+	it.HasFile = !it.IsFolder && library // in a document library every non-folder item is a file
 	for _, f := range []struct {
 		key string
 		dst *time.Time
@@ -367,8 +381,13 @@ func rowItem(row map[string]any) Item {
 			*f.dst = t.Time
 		}
 	}
-	u := strings.ToLower(rowString(row, "HasUniqueRoleAssignments"))
-	it.HasUniqueRoles = u == "1" || u == "true" || u == "yes"
+	switch strings.ToLower(rowString(row, "HasUniqueRoleAssignments")) {
+	case "1", "true", "yes":
+		it.HasUniqueRoles = true
+	case "0", "false", "no":
+	default:
+		it.RolesUnknown = true
+	}
 	return it
 }
 

@@ -97,10 +97,12 @@ type Client struct {
 	limiter *rate.Limiter
 	log     *slog.Logger
 
-	mu          sync.Mutex
-	digest      string    // guarded by mu
-	digestUntil time.Time // guarded by mu
-	pauseUntil  time.Time // guarded by mu: health-score slowdown
+	mu           sync.Mutex
+	digest       string    // guarded by mu
+	digestUntil  time.Time // guarded by mu
+	pauseUntil   time.Time // guarded by mu: health-score slowdown
+	lastScore    int       // guarded by mu: the last high health score logged
+	lastScoreLog time.Time // guarded by mu
 
 	stats Stats
 }
@@ -403,8 +405,14 @@ func (c *Client) noteHealth(resp *http.Response) {
 	pause := time.Duration(score-c.cfg.HealthScoreSlowdown+1) * c.cfg.BackoffBase
 	c.mu.Lock()
 	c.pauseUntil = time.Now().Add(pause)
+	logIt := score != c.lastScore || time.Since(c.lastScoreLog) > time.Minute
+	if logIt {
+		c.lastScore, c.lastScoreLog = score, time.Now()
+	}
 	c.mu.Unlock()
-	c.log.Info("sharepoint is busy; slowing down", "health_score", score, "pause", pause)
+	if logIt {
+		c.log.Info("sharepoint is busy; slowing down", "health_score", score, "pause_per_request", pause)
+	}
 }
 
 func (c *Client) backoff(attempt int) time.Duration {
