@@ -218,7 +218,7 @@ func TestPKIEndToEnd(t *testing.T) {
 				}
 				// Read slowly enough to outlast the renewal (about 6s in).
 				if ag.Status().Renewal.Serial == firstSerial && time.Since(start) < 20*time.Second {
-					time.Sleep(20 * time.Millisecond)
+					time.Sleep(60 * time.Millisecond)
 				}
 			}
 			resp.Body.Close()
