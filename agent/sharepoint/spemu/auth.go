@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+
+	"github.com/mcc-bridge/bridge/tunnel/proxy/ntlmserver"
 )
 
 // connAuth is one TCP connection's NTLM state.
@@ -96,7 +98,7 @@ func (s *Server) ntlm(w http.ResponseWriter, r *http.Request) (string, bool) {
 	if err != nil {
 		return fail("token is not base64")
 	}
-	typ, err := parseNTLM(msg)
+	typ, err := ntlmserver.MessageType(msg)
 	if err != nil {
 		return fail(err.Error())
 	}
@@ -106,22 +108,22 @@ func (s *Server) ntlm(w http.ResponseWriter, r *http.Request) (string, bool) {
 		ca.challenge = make([]byte, 8)
 		rand.Read(ca.challenge)
 		var chal []byte
-		chal, ca.targetInfo = newChallenge(ca.challenge, s.opts.Domain, s.Now())
+		chal, ca.targetInfo = ntlmserver.NewChallenge(ca.challenge, s.opts.Domain, s.Now())
 		s.unauthorized(w, r, scheme+" "+base64.StdEncoding.EncodeToString(chal))
 		return "", false
 	case 3:
 		if ca.challenge == nil {
 			return fail("AUTHENTICATE before a CHALLENGE on this connection")
 		}
-		m, err := parseAuthenticate(msg)
+		m, err := ntlmserver.ParseAuthenticate(msg)
 		if err != nil {
 			return fail(err.Error())
 		}
-		acct, pw, ok := s.password(m.user, m.domain)
+		acct, pw, ok := s.password(m.User, m.Domain)
 		if !ok {
-			return fail("unknown account " + m.domain + "\\" + m.user)
+			return fail("unknown account " + m.Domain + "\\" + m.User)
 		}
-		if err := verifyNTLMv2(m, pw, ca.challenge, ca.targetInfo); err != nil {
+		if err := ntlmserver.VerifyNTLMv2(m, pw, ca.challenge, ca.targetInfo); err != nil {
 			return fail(err.Error())
 		}
 		ca.account, ca.challenge, ca.targetInfo = acct, nil, nil

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	ntlmssp "github.com/Azure/go-ntlmssp"
+
+	"github.com/mcc-bridge/bridge/tunnel/proxy/ntlmserver"
 )
 
 const ntlmPassword = "NtLm-s3cret-Pw-4Kq"
@@ -30,12 +32,12 @@ func TestNTLMArithmeticMatchesSpec(t *testing.T) {
 		}
 		return b
 	}
-	key := ntowfv2("Password", "User", "Domain")
+	key := ntlmserver.NTOWFv2("Password", "User", "Domain")
 	if got, want := hex.EncodeToString(key), "0c868a403bfd7a93a3001ef22ef02e3f"; got != want {
 		t.Fatalf("NTOWFv2: got %s, want %s", got, want)
 	}
 	serverChallenge := mustHex("01 23 45 67 89 ab cd ef")
-	targetInfo := avPairs(avNbDomainName, utf16le("Domain"), avNbComputerName, utf16le("Server"))
+	targetInfo := ntlmserver.AVPairs(ntlmserver.AvNbDomainName, ntlmserver.UTF16LE("Domain"), ntlmserver.AvNbComputerName, ntlmserver.UTF16LE("Server"))
 	var temp []byte
 	temp = append(temp, 1, 1, 0, 0, 0, 0, 0, 0)
 	temp = append(temp, make([]byte, 8)...)
@@ -43,7 +45,7 @@ func TestNTLMArithmeticMatchesSpec(t *testing.T) {
 	temp = append(temp, 0, 0, 0, 0)
 	temp = append(temp, targetInfo...)
 	temp = append(temp, 0, 0, 0, 0)
-	if got, want := hex.EncodeToString(ntProofStr(key, serverChallenge, temp)), "68cd0ab851e51c96aabc927bebef6a1c"; got != want {
+	if got, want := hex.EncodeToString(ntlmserver.NTProofStr(key, serverChallenge, temp)), "68cd0ab851e51c96aabc927bebef6a1c"; got != want {
 		t.Fatalf("NTProofStr: got %s, want %s", got, want)
 	}
 }
@@ -135,7 +137,7 @@ func TestNTLMPerConnection(t *testing.T) {
 		t.Fatalf("wrong password: HTTP %d, want 401", resp.StatusCode)
 	}
 	c := dialRaw(t, e.url)
-	auth, _ := ntlmssp.NewAuthenticateMessage(buildChallenge(make([]byte, 8), "X", avPairs()), `CONTOSO\alice`, ntlmPassword, nil)
+	auth, _ := ntlmssp.NewAuthenticateMessage(ntlmserver.BuildChallenge(make([]byte, 8), "X", ntlmserver.AVPairs()), `CONTOSO\alice`, ntlmPassword, nil)
 	if resp, _ := c.send("GET", "/sites/site0/_api/web", "NTLM "+base64.StdEncoding.EncodeToString(auth), nil, nil); resp.StatusCode != 401 {
 		t.Fatalf("AUTHENTICATE without CHALLENGE: HTTP %d, want 401", resp.StatusCode)
 	}

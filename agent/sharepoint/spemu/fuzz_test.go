@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mcc-bridge/bridge/tunnel/proxy/ntlmserver"
 )
 
 // Every parser of bytes from the network is fuzzed: go test -fuzz=FuzzX.
@@ -71,9 +73,9 @@ func FuzzNTLMAuthenticate(f *testing.F) {
 	f.Add([]byte("NTLMSSP\x00\x03\x00\x00\x00"))
 	f.Add(make([]byte, 80))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		parseNTLM(b)
-		if m, err := parseAuthenticate(b); err == nil {
-			verifyNTLMv2(m, "pw", make([]byte, 8), avPairs())
+		ntlmserver.MessageType(b)
+		if m, err := ntlmserver.ParseAuthenticate(b); err == nil {
+			ntlmserver.VerifyNTLMv2(m, "pw", make([]byte, 8), ntlmserver.AVPairs())
 		}
 	})
 }
