@@ -420,3 +420,37 @@ func TestCrawlQuirks(t *testing.T) {
 		}
 	}
 }
+
+// TestExpiredChangeToken: an agent that was away longer than the change
+// log's retention finds its token expired, crawls everything again and
+// deletes the orphans, never replaying the log from its start.
+func TestExpiredChangeToken(t *testing.T) {
+	w := newWorld(t, spemu.Spec{Seed: 5, SiteNames: []string{"hr"}, Libraries: 1, ItemsPerList: 300, FolderDepth: 1, FolderBreadth: 2, MaxSize: 2 << 10})
+	w.waitSynced(2*time.Minute, "full crawl")
+	w.stopAgent()
+	var gone []string
+	for _, e := range w.emu.Snapshot() {
+		if e.Kind == spemu.KindFile && len(gone) < 5 {
+			if err := w.emu.Delete(e.FileRef); err != nil {
+				t.Fatal(err)
+			}
+			gone = append(gone, e.FileRef)
+		}
+	}
+	w.emu.Advance(61 * 24 * time.Hour) // past the 60-day retention
+	w.startAgent()
+	w.waitSynced(2*time.Minute, "after the token expired")
+	if !strings.Contains(w.agentLogs(), "change token is no longer valid") {
+		t.Error("the agent log does not say the token expired")
+	}
+	ctx := context.Background()
+	page, err := w.relay.Store().List(ctx, tenant, store.ListQuery{Limit: store.MaxListLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range page.Documents {
+		if slices.Contains(gone, d.Path) {
+			t.Errorf("orphan %s survived the reconciliation", d.Path)
+		}
+	}
+}
