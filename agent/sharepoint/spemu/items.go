@@ -150,26 +150,8 @@ func (c *rctx) writeItems(l *list) error {
 		page = append(page, it)
 		return true, nil
 	}
-	if desc {
-		end := len(l.items)
-		if pID > 0 {
-			end = l.firstAfter(pID - 1)
-		}
-		for i := end - 1; i >= 0; i-- {
-			if cont, err := visit(l.items[i]); err != nil {
-				return err
-			} else if !cont {
-				break
-			}
-		}
-	} else {
-		for i := l.firstAfter(pID); i < len(l.items); i++ {
-			if cont, err := visit(l.items[i]); err != nil {
-				return err
-			} else if !cont {
-				break
-			}
-		}
+	if err := l.walk(pID, desc, visit); err != nil {
+		return err
 	}
 	out := make([]jobj, 0, len(page))
 	for _, it := range page {
@@ -209,4 +191,27 @@ func (c *rctx) keptQuery(drop string) string {
 // displayTime is RenderListDataAsStream's display form, "11/26/2022 1:51 AM".
 func displayTime(t time.Time, loc *time.Location) string {
 	return t.In(loc).Format("1/2/2006 3:04 PM")
+}
+
+// walk visits l's items in ID order (descending when desc) after pID (before
+// it when descending; 0 means from the start), until visit says stop or fails.
+func (l *list) walk(pID int, desc bool, visit func(*item) (bool, error)) error {
+	if desc {
+		end := len(l.items)
+		if pID > 0 {
+			end = l.firstAfter(pID - 1)
+		}
+		for i := end - 1; i >= 0; i-- {
+			if cont, err := visit(l.items[i]); err != nil || !cont {
+				return err
+			}
+		}
+		return nil
+	}
+	for i := l.firstAfter(pID); i < len(l.items); i++ {
+		if cont, err := visit(l.items[i]); err != nil || !cont {
+			return err
+		}
+	}
+	return nil
 }

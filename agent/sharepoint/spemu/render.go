@@ -248,26 +248,8 @@ func (c *rctx) renderListData(l *list) error {
 		rows = append(rows, it)
 		return true, nil
 	}
-	if desc {
-		end := len(l.items)
-		if pID > 0 {
-			end = l.firstAfter(pID - 1)
-		}
-		for i := end - 1; i >= 0; i-- {
-			if cont, err := visit(l.items[i]); err != nil {
-				return err
-			} else if !cont {
-				break
-			}
-		}
-	} else {
-		for i := l.firstAfter(pID); i < len(l.items); i++ {
-			if cont, err := visit(l.items[i]); err != nil {
-				return err
-			} else if !cont {
-				break
-			}
-		}
+	if err := l.walk(pID, desc, visit); err != nil {
+		return err
 	}
 	var fields map[string]bool
 	if vf := view.kid("ViewFields"); vf != nil {
