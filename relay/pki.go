@@ -145,26 +145,21 @@ func startPKI(ctx context.Context, cfg Config, r *Relay, reg prometheus.Register
 		parts.close()
 		return nil, err
 	}
-	switch {
-	case parts.root != nil:
-	case p.Root != "":
+	// The CA's root: the embedded CA's, a file, or fetched and checked
+	// against the fingerprint (one connection either way).
+	pin := caclient.Pin{Root: parts.root, Fingerprint: p.Fingerprint}
+	if pin.Root == nil && p.Root != "" {
 		root, err := caclient.ReadRoot(p.Root)
 		if err != nil {
 			return fail(fmt.Errorf("pki.root: %w", err))
 		}
-		parts.root = root
-	default:
-		conn, err := caclient.Dial(ctx, parts.caURL, caclient.Pin{Fingerprint: p.Fingerprint})
-		if err != nil {
-			return fail(fmt.Errorf("pki: %w", err))
-		}
-		parts.root = conn.Root
+		pin.Root = root
 	}
-	conn, err := caclient.Dial(ctx, parts.caURL, caclient.Pin{Root: parts.root})
+	conn, err := caclient.Dial(ctx, parts.caURL, pin)
 	if err != nil {
-		return fail(err)
+		return fail(fmt.Errorf("pki: %w", err))
 	}
-	parts.conn = conn
+	parts.conn, parts.root = conn, conn.Root
 
 	// The relay's own certificate: from the state directory, or issued now.
 	st := enroll.Store{Dir: p.StateDir, Name: "relay"}
@@ -252,8 +247,11 @@ func (p *pkiParts) tlsConfig() *tls.Config {
 	}
 }
 
+// loopbackNames are the names every relay and embedded CA certificate has.
+func loopbackNames() []string { return []string{"localhost", "127.0.0.1", "::1"} }
+
 func caNames(listen string) []string {
-	names := []string{"localhost", "127.0.0.1", "::1"}
+	names := loopbackNames()
 	if host, _, err := net.SplitHostPort(listen); err == nil && host != "" && !slices.Contains(names, host) && host != "0.0.0.0" && host != "::" {
 		names = append([]string{host}, names...)
 	}
@@ -261,7 +259,7 @@ func caNames(listen string) []string {
 }
 
 func defaultRelayNames() []string {
-	names := []string{"localhost", "127.0.0.1", "::1"}
+	names := loopbackNames()
 	if h, err := os.Hostname(); err == nil && h != "" && h != "localhost" {
 		names = append(names, h)
 	}

@@ -121,14 +121,10 @@ func (r *Relay) PutBlob(ctx context.Context, sum, path string) error {
 				f.Close()
 				return nil, 0, err
 			}
-			return readCloserReader{f}, st.Size(), nil
+			return f, st.Size(), nil
 		}, nil)
 	})
 }
-
-// readCloserReader closes the file when the body is drained or dropped by
-// net/http (which closes request bodies that are io.Closers).
-type readCloserReader struct{ *os.File }
 
 // Apply delivers a batch and returns the relay's acknowledgement, given
 // only after a durable commit.

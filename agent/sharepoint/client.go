@@ -560,5 +560,3 @@ func (c *Client) each(ctx context.Context, webURL, u, kind string, fn func(json.
 	}
 	return nil
 }
-
-func asAPIError(err error, target **APIError) bool { return errors.As(err, target) }

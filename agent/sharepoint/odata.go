@@ -3,6 +3,7 @@ package sharepoint
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -192,7 +193,7 @@ func parseAPIError(status int, body []byte, url string) *APIError {
 // IsCode reports whether err is an APIError with one of codes.
 func IsCode(err error, codes ...int) bool {
 	var ae *APIError
-	if !asAPIError(err, &ae) {
+	if !errors.As(err, &ae) {
 		return false
 	}
 	for _, c := range codes {

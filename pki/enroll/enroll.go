@@ -3,9 +3,6 @@ package enroll
 import (
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/rsa"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -137,7 +134,7 @@ func Enroll(ctx context.Context, tok string, st Store, opts Options) (*x509.Cert
 		return nil, fmt.Errorf("the CA at %s returned no certificate", caURL)
 	}
 	leaf := certs[0]
-	if err := verifyChain(leaf, certs[1:], conn.Root, now()); err != nil {
+	if err := VerifyChain(leaf, certs[1:], conn.Root, now()); err != nil {
 		return nil, fmt.Errorf("the certificate from %s does not chain to the pinned root: %w", caURL, err)
 	}
 	if opts.Check != nil {
@@ -186,7 +183,9 @@ func describeSignError(caURL string, err error) error {
 	return &caclient.UnreachableError{URL: caURL, Err: err}
 }
 
-func verifyChain(leaf *x509.Certificate, inter []*x509.Certificate, root *x509.Certificate, now time.Time) error {
+// VerifyChain checks that leaf, with the intermediates inter, chains to
+// root at now (any key usage).
+func VerifyChain(leaf *x509.Certificate, inter []*x509.Certificate, root *x509.Certificate, now time.Time) error {
 	roots := x509.NewCertPool()
 	roots.AddCert(root)
 	pool := x509.NewCertPool()
@@ -219,7 +218,7 @@ func Import(certFile, keyFile, rootFile, caURL string, st Store, check func(*x50
 	}
 	// A bundle may end with the root; keep only leaf and intermediates.
 	chain := slices.DeleteFunc(slices.Clone(certs), func(c *x509.Certificate) bool { return c.Equal(root) })
-	if err := verifyChain(leaf, chain[1:], root, time.Now()); err != nil {
+	if err := VerifyChain(leaf, chain[1:], root, time.Now()); err != nil {
 		return nil, fmt.Errorf("%s does not chain to the root in %s: %w", certFile, rootFile, err)
 	}
 	if check != nil {
@@ -245,19 +244,11 @@ func Import(certFile, keyFile, rootFile, caURL string, st Store, check func(*x50
 }
 
 func publicKeyMatches(c *x509.Certificate, key crypto.PrivateKey) bool {
-	type eq interface{ Equal(crypto.PublicKey) bool }
-	var pub crypto.PublicKey
-	switch k := key.(type) {
-	case *ecdsa.PrivateKey:
-		pub = k.Public()
-	case *rsa.PrivateKey:
-		pub = k.Public()
-	case ed25519.PrivateKey:
-		pub = k.Public()
-	default:
+	s, ok := key.(crypto.Signer)
+	if !ok {
 		return false
 	}
-	p, ok := pub.(eq)
+	p, ok := s.Public().(interface{ Equal(crypto.PublicKey) bool })
 	return ok && p.Equal(c.PublicKey)
 }
 

@@ -325,13 +325,7 @@ func (r *Renewer) renew(ctx context.Context, conn *caclient.Connection, cur *tls
 	if pk, ok := leaf.PublicKey.(interface{ Equal(crypto.PublicKey) bool }); !ok || !pk.Equal(cur.Leaf.PublicKey) {
 		return nil, fmt.Errorf("renew at %s: the new certificate has another key", conn.URL)
 	}
-	roots := x509.NewCertPool()
-	roots.AddCert(r.root)
-	inter := x509.NewCertPool()
-	for _, c := range chain[1:] {
-		inter.AddCert(c)
-	}
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+	if err := enroll.VerifyChain(leaf, chain[1:], r.root, time.Now()); err != nil {
 		return nil, fmt.Errorf("renew at %s: the new certificate does not chain to the pinned root: %w", conn.URL, err)
 	}
 	next := &tls.Certificate{PrivateKey: cur.PrivateKey, Leaf: leaf}

@@ -198,21 +198,17 @@ func Init(dir string, opts InitOptions) (*CA, error) {
 		}
 	}
 
-	agents, err := newJWK(AgentProvisioner, pw, &provisioner.Claims{
+	claims := &provisioner.Claims{
 		MinTLSDur:               &provisioner.Duration{Duration: opts.MinDuration},
 		MaxTLSDur:               &provisioner.Duration{Duration: opts.MaxDuration},
 		DefaultTLSDur:           &provisioner.Duration{Duration: opts.AgentDuration},
 		AllowRenewalAfterExpiry: ptr(!opts.DisableRenewalAfterExpiry),
-	}, AgentTemplate)
+	}
+	agents, err := newJWK(AgentProvisioner, pw, claims, AgentTemplate)
 	if err != nil {
 		return nil, err
 	}
-	relays, err := newJWK(RelayProvisioner, pw, &provisioner.Claims{
-		MinTLSDur:               &provisioner.Duration{Duration: opts.MinDuration},
-		MaxTLSDur:               &provisioner.Duration{Duration: opts.MaxDuration},
-		DefaultTLSDur:           &provisioner.Duration{Duration: opts.AgentDuration},
-		AllowRenewalAfterExpiry: ptr(!opts.DisableRenewalAfterExpiry),
-	}, "")
+	relays, err := newJWK(RelayProvisioner, pw, claims, "")
 	if err != nil {
 		return nil, err
 	}

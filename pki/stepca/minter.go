@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/smallstep/certificates/api"
@@ -161,5 +162,5 @@ func (m *Minter) Revoke(ctx context.Context, client *ca.Client, serial, reason s
 }
 
 func alreadyRevoked(err error) bool {
-	return err != nil && regexp.MustCompile(`already revoked`).MatchString(err.Error())
+	return err != nil && strings.Contains(err.Error(), "already revoked")
 }

@@ -230,6 +230,11 @@ func (v *Verifier) Allow(id tunnel.Identity) (bool, error) {
 func (v *Verifier) Denied() []Denial {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
+	return v.deniedLocked()
+}
+
+// deniedLocked is the deny list sorted by identity; v.mu is held.
+func (v *Verifier) deniedLocked() []Denial {
 	list := make([]Denial, 0, len(v.denied))
 	for _, d := range v.denied {
 		list = append(list, d)
@@ -242,12 +247,7 @@ func (v *Verifier) saveLocked() error {
 	if v.cfg.DenyList == "" {
 		return nil
 	}
-	list := make([]Denial, 0, len(v.denied))
-	for _, d := range v.denied {
-		list = append(list, d)
-	}
-	slices.SortFunc(list, func(a, b Denial) int { return strings.Compare(a.Tenant+"/"+a.Agent, b.Tenant+"/"+b.Agent) })
-	b, err := json.MarshalIndent(list, "", "  ")
+	b, err := json.MarshalIndent(v.deniedLocked(), "", "  ")
 	if err != nil {
 		return err
 	}

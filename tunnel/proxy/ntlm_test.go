@@ -2,12 +2,10 @@ package proxy
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -165,35 +163,6 @@ func (p *fakeNTLMProxy) verify(msg, serverChallenge, targetInfo []byte) error {
 		return fmt.Errorf("unknown account %q\\%q", m.Domain, m.User)
 	}
 	return ntlmserver.VerifyNTLMv2(m, p.password, serverChallenge, targetInfo)
-}
-
-// TestFakeNTLMProxyMatchesSpec checks the fake proxy's NTLMv2 arithmetic
-// against the test vectors of MS-NLMP 4.2.4, so that its verdicts do not
-// merely mirror go-ntlmssp.
-func TestFakeNTLMProxyMatchesSpec(t *testing.T) {
-	mustHex := func(s string) []byte {
-		b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	key := ntlmserver.NTOWFv2("Password", "User", "Domain")
-	if got, want := hex.EncodeToString(key), "0c868a403bfd7a93a3001ef22ef02e3f"; got != want {
-		t.Fatalf("NTOWFv2: got %s, want %s", got, want)
-	}
-	serverChallenge := mustHex("01 23 45 67 89 ab cd ef")
-	targetInfo := ntlmserver.AVPairs(ntlmserver.AvNbDomainName, ntlmserver.UTF16LE("Domain"), ntlmserver.AvNbComputerName, ntlmserver.UTF16LE("Server"))
-	var temp []byte
-	temp = append(temp, 1, 1, 0, 0, 0, 0, 0, 0)
-	temp = append(temp, make([]byte, 8)...)               // timestamp 0
-	temp = append(temp, bytes.Repeat([]byte{0xaa}, 8)...) // client challenge
-	temp = append(temp, 0, 0, 0, 0)
-	temp = append(temp, targetInfo...)
-	temp = append(temp, 0, 0, 0, 0)
-	if got, want := hex.EncodeToString(ntlmserver.NTProofStr(key, serverChallenge, temp)), "68cd0ab851e51c96aabc927bebef6a1c"; got != want {
-		t.Fatalf("NTProofStr: got %s, want %s", got, want)
-	}
 }
 
 func TestDialContextNTLM(t *testing.T) {
