@@ -85,6 +85,7 @@ func TestAgentAndRelay(t *testing.T) {
 	rcfg := relay.DefaultConfig()
 	rcfg.Listen, rcfg.Ops.Listen, rcfg.RelayID = "127.0.0.1:0", "127.0.0.1:0", "relay-t"
 	rcfg.TLS.Cert, rcfg.TLS.Key, rcfg.TLS.CA = rc, rk, root
+	rcfg.Store.Dir = filepath.Join(dir, "store")
 	r, err := relay.New(rcfg, log.With("side", "relay"), "test")
 	if err != nil {
 		t.Fatal(err)
