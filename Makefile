@@ -26,7 +26,7 @@ build: ## build bridge-agent and bridge-relay into bin/
 run: build ## start a relay and an enrolled agent here (state in .run/); Ctrl-C stops both
 	./installer/devrun/run.sh
 
-deps: ## install what the tests need when missing: tinyproxy (a real CONNECT proxy), the step CLI and step-ca
+deps: ## install what the tests need when missing: tinyproxy (a real CONNECT proxy), MIT Kerberos (a real KDC), the step CLI and step-ca
 	@mkdir -p $(TOOLS)
 	@$(TOOLS)/step version 2>/dev/null | grep -q '$(STEP_VERSION:v%=%)' || { \
 		echo "installing the step CLI $(STEP_VERSION) into .tools/bin"; \
@@ -40,6 +40,11 @@ deps: ## install what the tests need when missing: tinyproxy (a real CONNECT pro
 		$$SUDO apt-get update -qq && \
 		{ $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tinyproxy-bin >/dev/null 2>&1 || \
 		  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tinyproxy >/dev/null; }; }
+	@PATH="$$PATH:/usr/sbin:/sbin"; { command -v krb5kdc && command -v kdb5_util && command -v kadmin.local; } >/dev/null 2>&1 || { \
+		echo "installing MIT Kerberos (Debian packages krb5-kdc krb5-admin-server krb5-user) for the Kerberos tests"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends krb5-kdc krb5-admin-server krb5-user >/dev/null; }
 
 test: deps ## run every test with the race detector
 	BRIDGE_REQUIRE_EXTERNAL=1 $(GO) test -race -count=1 -timeout 20m ./...

@@ -32,12 +32,17 @@ import (
 
 // Auth is how the client authenticates.
 type Auth struct {
-	// Method is "ntlm" (NTLM/Negotiate), "basic" (over TLS), or "none".
+	// Method is "ntlm" (NTLM/Negotiate), "kerberos" (SPNEGO Negotiate),
+	// "basic" (over TLS), or "none".
 	Method string
-	// Username is DOMAIN\user or user@domain.
+	// Username is DOMAIN\user or user@domain; with kerberos, user or
+	// user@REALM.
 	Username string
-	// Password is the secret; it is never logged.
+	// Password is the secret; it is never logged. With kerberos it may be
+	// empty when Kerberos.Keytab is set.
 	Password Secret
+	// Kerberos configures Method "kerberos"; other methods ignore it.
+	Kerberos Kerberos
 }
 
 // Secret is a string that never prints.
@@ -94,6 +99,7 @@ type Client struct {
 	base    *url.URL
 	http    *http.Client
 	conns   chan *http.Client // NTLM: connection-affine clients, one request each at a time
+	krb     *kerberos         // Kerberos: makes each request's Negotiate token; nil otherwise
 	limiter *rate.Limiter
 	log     *slog.Logger
 
@@ -144,9 +150,9 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("sharepoint: site URL %q: want http(s)://host/path", cfg.SiteURL)
 	}
 	switch cfg.Auth.Method {
-	case "", "none", "ntlm", "basic":
+	case "", "none", "ntlm", "basic", "kerberos":
 	default:
-		return nil, fmt.Errorf("sharepoint: auth method %q: want ntlm, basic or none", cfg.Auth.Method)
+		return nil, fmt.Errorf("sharepoint: auth method %q: want ntlm, kerberos, basic or none", cfg.Auth.Method)
 	}
 	if cfg.Auth.Method == "basic" && u.Scheme != "https" && !isLoopback(u.Hostname()) {
 		return nil, fmt.Errorf("sharepoint: basic auth sends the password in the clear: use https for %s", u.Host)
@@ -197,6 +203,11 @@ func New(cfg Config) (*Client, error) {
 		base:    u,
 		limiter: rate.NewLimiter(rate.Limit(cfg.RequestsPerSecond), burst),
 		log:     cfg.Logger.With("site", u.String()),
+	}
+	if cfg.Auth.Method == "kerberos" {
+		if c.krb, err = newKerberos(cfg.Auth, u, c.log); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.Auth.Method == "ntlm" {
 		// NTLM authenticates a connection, and its last two legs must use
@@ -251,6 +262,15 @@ func isLoopback(host string) bool {
 	return host == "localhost" || strings.HasPrefix(host, "127.") || host == "::1"
 }
 
+// Close stops the Kerberos ticket renewal and forgets the tickets; later
+// requests fail. It is a no-op for other methods, and idempotent.
+func (c *Client) Close() error {
+	if c.krb != nil {
+		c.krb.close()
+	}
+	return nil
+}
+
 // SiteURL is the site collection's URL.
 func (c *Client) SiteURL() string { return c.base.String() }
 
@@ -297,7 +317,8 @@ type request struct {
 // do sends r with retries and returns a successful response (2xx), whose
 // body the caller closes. Other statuses become *APIError.
 func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
-	refreshedDigest := false
+	refreshedDigest, freshTicket := false, false
+	krbGen := 0 // the Kerberos client generation that made this attempt's token
 	for attempt := 0; ; attempt++ {
 		if err := c.pace(ctx); err != nil {
 			return nil, err
@@ -321,6 +342,18 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 		switch c.cfg.Auth.Method {
 		case "ntlm", "basic":
 			req.SetBasicAuth(c.cfg.Auth.Username, string(c.cfg.Auth.Password))
+		case "kerberos":
+			if krbGen, err = c.krb.authorize(req); err != nil {
+				if !errors.Is(err, ErrKDCUnreachable) || attempt >= c.cfg.MaxRetries {
+					return nil, err
+				}
+				wait := c.backoff(attempt)
+				c.log.Warn("no KDC answered; retrying", "err", err, "retry_in", wait)
+				if err := c.cfg.Sleep(ctx, wait); err != nil {
+					return nil, err
+				}
+				continue
+			}
 		}
 		if r.digest {
 			d, err := c.formDigest(ctx, r.url)
@@ -375,8 +408,19 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 				return nil, err
 			}
 			continue
+		case resp.StatusCode == http.StatusUnauthorized && c.krb != nil && !freshTicket:
+			// The service key may have changed since the ticket was
+			// issued: log in afresh, once.
+			freshTicket = true
+			c.krb.reset(krbGen)
+			c.log.Info("sharepoint refused the kerberos ticket; logging in again once", "spn", c.krb.spn, "url", redactURL(r.url))
+			continue
 		case resp.StatusCode == http.StatusUnauthorized:
-			apiErr.Message = "authentication failed (check the SharePoint account in the agent configuration): " + apiErr.Message
+			hint := "check the SharePoint account in the agent configuration"
+			if c.krb != nil {
+				hint = "SharePoint refused the Kerberos ticket for " + c.krb.spn + ": check the SPN and that the web application's account holds its key"
+			}
+			apiErr.Message = "authentication failed (" + hint + "): " + apiErr.Message
 			return nil, apiErr
 		}
 		return nil, apiErr

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/jcmturner/gokrb5/v8/keytab"
+
 	"github.com/mcc-bridge/bridge/agent/sharepoint/spemu"
 	"github.com/mcc-bridge/bridge/tunnel/endpoint"
 )
@@ -30,6 +32,7 @@ func cmdEmulator(args []string, stdout, stderr io.Writer) error {
 	seed := fs.Uint64("seed", 1, "generator seed: the same seed gives the same content")
 	user := fs.String("user", `CONTOSO\svc-bridge`, "account for NTLM; empty turns authentication off")
 	passwordFile := fs.String("password-file", "", "`file` holding the account's password (required with --user)")
+	keytabFile := fs.String("keytab", "", "`keytab` of the service principals (HTTP/host): require Kerberos (Negotiate) instead of NTLM")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -39,7 +42,17 @@ func cmdEmulator(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	opts.Logger = log
-	if *user != "" {
+	switch {
+	case *keytabFile != "":
+		kt, err := keytab.Load(*keytabFile)
+		if err != nil {
+			return fmt.Errorf("sharepoint-emulator: keytab: %w", err)
+		}
+		opts.Auth, opts.Keytab = spemu.AuthKerberos, kt
+		if err := opts.Validate(); err != nil {
+			return fmt.Errorf("sharepoint-emulator: %w", err)
+		}
+	case *user != "":
 		if *passwordFile == "" {
 			return errors.New("sharepoint-emulator: --password-file is required with --user (or --user '' for no authentication)")
 		}

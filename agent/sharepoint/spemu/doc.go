@@ -134,17 +134,27 @@
 //
 // # Authentication
 //
-// Options.Auth selects none, Basic, or NTLM: an unauthenticated request gets
-// 401 with WWW-Authenticate: Negotiate and NTLM; NEGOTIATE gets 401 with a
-// CHALLENGE; AUTHENTICATE's NTLMv2 response is verified against the
-// account's password (MD4/HMAC-MD5, MS-NLMP 3.3.2). The TCP connection then
-// stays authenticated, as with IIS, so the request body a client replays on
-// the last leg is served. State is kept per remote address and dropped when
-// the connection closes (ConfigureServer installs that hook). Kerberos
-// (SPNEGO-wrapped) tokens are refused. POSTs other than contextinfo need an
-// X-RequestDigest issued by contextinfo of the same site collection, which
-// expires after Options.DigestTimeout on the emulator's clock; otherwise 403
-// -2130575251.
+// Options.Auth selects none, Basic, NTLM or Kerberos.
+//
+// NTLM: an unauthenticated request gets 401 with WWW-Authenticate:
+// Negotiate and NTLM; NEGOTIATE gets 401 with a CHALLENGE; AUTHENTICATE's
+// NTLMv2 response is verified against the account's password
+// (MD4/HMAC-MD5, MS-NLMP 3.3.2). The TCP connection then stays
+// authenticated, as with IIS, so the request body a client replays on the
+// last leg is served. State is kept per remote address and dropped when the
+// connection closes (ConfigureServer installs that hook). Kerberos tokens
+// are refused in this mode.
+//
+// Kerberos (AuthKerberos): every request needs "Authorization: Negotiate
+// <SPNEGO token>" holding a Kerberos AP-REQ whose ticket decrypts with a key
+// of Options.Keytab (the service principals, e.g. HTTP/localhost), is
+// current, and whose authenticator is fresh (5 minutes' skew, on the real
+// clock) and not replayed; otherwise 401 with WWW-Authenticate: Negotiate.
+// The account is Domain\<principal>.
+//
+// POSTs other than contextinfo need an X-RequestDigest issued by
+// contextinfo of the same site collection, which expires after
+// Options.DigestTimeout on the emulator's clock; otherwise 403 -2130575251.
 //
 // # Faults, clock and counters
 //

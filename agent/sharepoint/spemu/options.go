@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/jcmturner/gokrb5/v8/keytab"
 )
 
 // Version selects the SharePoint Server release the emulator imitates.
@@ -95,9 +97,14 @@ const (
 	// Negotiate carrying raw NTLMSSP) once per TCP connection; the
 	// connection then stays authenticated, as with IIS.
 	AuthNTLM
+	// AuthKerberos requires a Kerberos ticket for a service principal in
+	// Options.Keytab, in an "Authorization: Negotiate" SPNEGO token
+	// (RFC 4559), on every request; a request without one gets 401 with
+	// WWW-Authenticate: Negotiate, as from IIS offering Kerberos only.
+	AuthKerberos
 )
 
-// String returns "none", "basic" or "ntlm".
+// String returns "none", "basic", "ntlm" or "kerberos".
 func (m AuthMode) String() string {
 	switch m {
 	case AuthNone:
@@ -106,6 +113,8 @@ func (m AuthMode) String() string {
 		return "basic"
 	case AuthNTLM:
 		return "ntlm"
+	case AuthKerberos:
+		return "kerberos"
 	}
 	return fmt.Sprintf("AuthMode(%d)", int(m))
 }
@@ -156,6 +165,11 @@ type Options struct {
 	// Users maps accounts ("CONTOSO\alice" or "alice") to passwords, for
 	// AuthBasic and AuthNTLM. Account names compare case-insensitively.
 	Users map[string]string
+	// Keytab holds the keys of the service principals (HTTP/host) that
+	// AuthKerberos accepts tickets for, as the web application's account
+	// holds its SPNs' keys; a ticket for any other principal is refused.
+	// Required by AuthKerberos; load it with keytab.Load.
+	Keytab *keytab.Keytab
 	// Domain is the NetBIOS domain named in NTLM challenges; "" means CONTOSO.
 	Domain string
 	// HealthScore is the initial X-SharePointHealthScore (0-10); 0 by default.
@@ -184,9 +198,11 @@ func (o Options) Validate() error {
 		return fmt.Errorf("%w: unknown NextLinks %d", ErrInvalidOptions, int(o.NextLinks))
 	case o.Threshold < ThresholdStrict || o.Threshold > ThresholdIndexed:
 		return fmt.Errorf("%w: unknown Threshold %d", ErrInvalidOptions, int(o.Threshold))
-	case o.Auth < AuthNone || o.Auth > AuthNTLM:
+	case o.Auth < AuthNone || o.Auth > AuthKerberos:
 		return fmt.Errorf("%w: unknown Auth %d", ErrInvalidOptions, int(o.Auth))
-	case o.Auth != AuthNone && len(o.Users) == 0:
+	case o.Auth == AuthKerberos && (o.Keytab == nil || len(o.Keytab.Entries) == 0):
+		return fmt.Errorf("%w: Auth kerberos needs a Keytab with the service's keys", ErrInvalidOptions)
+	case (o.Auth == AuthBasic || o.Auth == AuthNTLM) && len(o.Users) == 0:
 		return fmt.Errorf("%w: Auth %v needs Users", ErrInvalidOptions, o.Auth)
 	case o.HealthScore < 0 || o.HealthScore > 10:
 		return fmt.Errorf("%w: HealthScore %d is outside 0-10", ErrInvalidOptions, o.HealthScore)
@@ -223,7 +239,7 @@ func (o Options) withDefaults() Options {
 	if o.Threshold < ThresholdStrict || o.Threshold > ThresholdIndexed {
 		o.Threshold = ThresholdStrict
 	}
-	if o.Auth < AuthNone || o.Auth > AuthNTLM {
+	if o.Auth < AuthNone || o.Auth > AuthKerberos {
 		o.Auth = AuthNone
 	}
 	if o.TimeZone == nil {

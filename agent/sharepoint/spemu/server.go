@@ -32,7 +32,8 @@ type Server struct {
 	hmu    sync.Mutex            // guards hashes
 	hashes map[contentKey]string // SHA-256 of generated contents (data == nil)
 
-	ctl control // faults, stats, digests, auth state; has its own mutex
+	ctl control     // faults, stats, digests, auth state; has its own mutex
+	krb replayCache // Kerberos authenticators seen; has its own mutex
 
 	lmu      sync.Mutex // guards hs, ln, closed
 	hs       *http.Server
