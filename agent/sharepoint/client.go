@@ -110,7 +110,8 @@ type Client struct {
 	lastScore    int       // guarded by mu: the last high health score logged
 	lastScoreLog time.Time // guarded by mu
 
-	stats Stats
+	stats       Stats
+	singleItems sync.Map // list ID -> true: ItemsByID reads one item at a time
 }
 
 // Stats counts requests by kind, for benchmarks and status.

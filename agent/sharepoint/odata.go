@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -202,6 +203,13 @@ func IsCode(err error, codes ...int) bool {
 		}
 	}
 	return false
+}
+
+// IsNotFound reports whether err says the object does not exist (a 404 or
+// SharePoint's "does not exist" code).
+func IsNotFound(err error) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && (ae.Status == http.StatusNotFound || ae.Code == CodeNotFound)
 }
 
 // odataLiteral quotes s as an OData string literal inside a URL path:
