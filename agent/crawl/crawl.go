@@ -616,7 +616,7 @@ func (s *siteCrawler) securable(ctx context.Context, l sharepoint.List, it share
 		f, ok := s.folders[dir]
 		if !ok {
 			fi, err := s.sp.FolderItem(ctx, l.WebURL, dir)
-			if err != nil && !isNotFound(err) {
+			if err != nil && !sharepoint.IsNotFound(err) {
 				return "", fmt.Errorf("folder %s: %w", dir, err)
 			}
 			f = folderPerm{id: fi.ID, unique: err == nil && fi.HasUniqueRoles}

@@ -2,8 +2,6 @@ package crawl
 
 import (
 	"context"
-	"errors"
-	"net/http"
 	"strings"
 	"time"
 
@@ -115,8 +113,50 @@ func (o *ops) flush(ctx context.Context) error {
 	return nil
 }
 
+// changedItems reads the items that a page's adds, updates, renames and
+// other non-delete changes name, a few dozen per request. Items missing
+// from the result are gone.
+func (s *siteCrawler) changedItems(ctx context.Context, page []sharepoint.Change) (map[ingestapi.Key]sharepoint.Item, error) {
+	ids := map[string][]int{}
+	var lists []sharepoint.List
+	seen := map[ingestapi.Key]bool{}
+	for _, ch := range page {
+		if ch.ItemID <= 0 || ch.Type == sharepoint.ChangeDeleteObject || ch.Type == sharepoint.ChangeMoveAway {
+			continue
+		}
+		l, ok, err := s.list(ctx, ch.ListID)
+		if err != nil {
+			return nil, err
+		}
+		k := ingestapi.Key{Site: s.site, ListID: l.ID, ItemID: ch.ItemID}
+		if !ok || seen[k] {
+			continue
+		}
+		seen[k] = true
+		if _, ok := ids[l.ID]; !ok {
+			lists = append(lists, l)
+		}
+		ids[l.ID] = append(ids[l.ID], ch.ItemID)
+	}
+	found := make(map[ingestapi.Key]sharepoint.Item, len(seen))
+	for _, l := range lists {
+		err := s.sp.ItemsByID(ctx, l, ids[l.ID], func(it sharepoint.Item) error {
+			found[ingestapi.Key{Site: s.site, ListID: l.ID, ItemID: it.ID}] = it
+			return nil
+		})
+		if err != nil && !sharepoint.IsNotFound(err) { // a list deleted since: its items are gone
+			return nil, err
+		}
+	}
+	return found, nil
+}
+
 // applyChanges turns a page of the change log into deliveries.
 func (s *siteCrawler) applyChanges(ctx context.Context, page []sharepoint.Change) error {
+	items, err := s.changedItems(ctx, page)
+	if err != nil {
+		return err
+	}
 	o := s.newOps()
 	for _, ch := range page {
 		if ch.ItemID <= 0 {
@@ -152,13 +192,10 @@ func (s *siteCrawler) applyChanges(ctx context.Context, page []sharepoint.Change
 				// Cached permissions may be stale from here on.
 				s.acls, s.folders = map[string][]ingestapi.ACE{}, map[string]folderPerm{}
 			}
-			it, err := s.sp.Item(ctx, l, ch.ItemID)
-			if isNotFound(err) {
+			it, ok := items[k]
+			if !ok {
 				o.delete(k) // gone since the change was logged
 				continue
-			}
-			if err != nil {
-				return err
 			}
 			if s.excluded(it.FileRef) {
 				o.delete(k)
@@ -252,9 +289,4 @@ func (s *siteCrawler) list(ctx context.Context, id string) (sharepoint.List, boo
 	}
 	l, ok := s.lists[id]
 	return l, ok, nil
-}
-
-func isNotFound(err error) bool {
-	var ae *sharepoint.APIError
-	return errors.As(err, &ae) && (ae.Status == http.StatusNotFound || ae.Code == sharepoint.CodeNotFound)
 }
