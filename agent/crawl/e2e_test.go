@@ -1,13 +1,16 @@
 package crawl_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"path"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,12 +44,51 @@ type world struct {
 	stopRelay func()
 	relayAddr string
 	timeZone  *time.Location
+	opts      worldOptions
 }
+
+// worldOptions adjust a world.
+type worldOptions struct {
+	agentEdit func(*agent.Config) // adjusts the agent's configuration
+	quiet     bool                // keep logs below Warn out of the test log (benchmarks)
+}
+
+// logger returns the logger of one part of the world and its output so far.
+func (w *world) logger() (*slog.Logger, func() string) {
+	if !w.opts.quiet {
+		return tunneltest.Logger(w.t)
+	}
+	var mu sync.Mutex
+	var buf bytes.Buffer
+	h := slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if buf.Len() < 1<<20 {
+			buf.Write(p)
+		}
+		return len(p), nil
+	}), &slog.HandlerOptions{Level: slog.LevelWarn})
+	return slog.New(h), func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.String()
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 func newWorld(t *testing.T, spec spemu.Spec, edit ...func(*spemu.Options)) *world {
 	t.Helper()
-	w := &world{t: t, dir: t.TempDir()}
-	elog, _ := tunneltest.Logger(t)
+	return newWorldWith(t, spec, worldOptions{}, edit...)
+}
+
+// newWorldWith is newWorld adjusted by wo.
+func newWorldWith(t *testing.T, spec spemu.Spec, wo worldOptions, edit ...func(*spemu.Options)) *world {
+	t.Helper()
+	w := &world{t: t, dir: t.TempDir(), opts: wo}
+	elog, _ := w.logger()
 	opts := spemu.Options{Auth: spemu.AuthNTLM, Users: map[string]string{`CONTOSO\svc-bridge`: "Zq9-sp-password"}, Logger: elog.With("part", "emu")}
 	for _, e := range edit {
 		e(&opts)
@@ -79,7 +121,7 @@ func (w *world) startRelay() {
 	cfg.PKI.StateDir = filepath.Join(w.dir, "relay-state")
 	cfg.Store.Dir = filepath.Join(w.dir, "store")
 	cfg.Tunnel.DrainTimeout = 2 * time.Second
-	log, _ := tunneltest.Logger(t)
+	log, _ := w.logger()
 	r, err := relay.New(cfg, log.With("part", "relay"), "test")
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +176,10 @@ func (w *world) startAgent() {
 	if w.timeZone != nil {
 		cfg.SharePoint.TimeZone = w.timeZone.String()
 	}
-	log, logs := tunneltest.Logger(t)
+	if w.opts.agentEdit != nil {
+		w.opts.agentEdit(&cfg)
+	}
+	log, logs := w.logger()
 	a, err := agent.New(cfg, log.With("part", "agent"), "test", func(k string) string {
 		if k == "SP_PASSWORD" {
 			return "Zq9-sp-password"

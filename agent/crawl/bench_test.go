@@ -1,0 +1,243 @@
+package crawl_test
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mcc-bridge/bridge/agent"
+	"github.com/mcc-bridge/bridge/agent/crawl"
+	"github.com/mcc-bridge/bridge/agent/ingestapi"
+	"github.com/mcc-bridge/bridge/agent/sharepoint"
+	"github.com/mcc-bridge/bridge/agent/sharepoint/spemu"
+	"golang.org/x/sync/errgroup"
+)
+
+var benchReport = flag.Bool("bench.report", false, "run TestCrawlReport: the crawl measurements, printed as BENCH lines")
+
+// Benchmark shape: 100,000 files in 25 libraries of 4,000 (under the view
+// threshold), a crawl of 8 concurrent items, polling every 2 s.
+const (
+	benchLibraries   = 25
+	benchPerLibrary  = 4000
+	benchConcurrency = 8
+	benchPoll        = 2 * time.Second
+	benchLatencyRuns = 8
+)
+
+// TestCrawlReport measures the crawl and prints BENCH lines (make bench):
+//   - full-crawl items/s through the tunnel into the relay's store, against
+//     the emulator's own serving rate (the same listing and downloads by a
+//     bare client, same concurrency) measured in the same run;
+//   - the requests of an incremental pass after 1 % churn, against those of
+//     the full crawl;
+//   - the time from a change in the emulator to its presence in the store,
+//     against the poll interval plus 1 s.
+//
+// It runs only with -bench.report, and not under the race detector.
+func TestCrawlReport(t *testing.T) {
+	if !*benchReport {
+		t.Skip("run with -args -bench.report")
+	}
+	if raceEnabled {
+		t.Skip("the race detector distorts the figures")
+	}
+	spec := spemu.Spec{Seed: 11, SiteNames: []string{"bench"}, Libraries: benchLibraries, ItemsPerList: benchPerLibrary,
+		MinSize: 512, MaxSize: 4 << 10, PlainNames: true, UniqueEvery: 100}
+	w := newWorldWith(t, spec, worldOptions{quiet: true, agentEdit: func(c *agent.Config) {
+		c.SharePoint.PollInterval = benchPoll
+		c.SharePoint.Concurrency = benchConcurrency
+		c.SharePoint.RequestsPerSecond = 1e6
+	}})
+
+	// Full crawl.
+	deadline := time.Now().Add(15 * time.Minute)
+	for w.status().Phase != crawl.PhaseIncremental {
+		if time.Now().After(deadline) {
+			t.Fatalf("the full crawl did not finish: %+v", w.status())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	fullRequests := requests(w.emu.Stats())
+	st := w.status()
+	entries := len(w.emu.Snapshot())
+	if st.Items < int64(entries) {
+		t.Fatalf("the full crawl read %d items of %d", st.Items, entries)
+	}
+	crawlRate := float64(entries) / st.FullDone.Sub(st.FullStarted).Seconds()
+	if diff := w.diff(); diff != "" {
+		t.Fatalf("after the full crawl the store differs: %s", diff)
+	}
+
+	// The emulator's serving rate: the same listing and downloads, nothing else.
+	served, elapsed := serve(t, w)
+	if served != entries {
+		t.Fatalf("the bare client read %d items, the snapshot has %d", served, entries)
+	}
+	serveRate := float64(served) / elapsed.Seconds()
+	report("crawl_full_items_per_s", crawlRate, "items/s")
+	report("crawl_emulator_serving_items_per_s", serveRate, "items/s")
+	report("crawl_full_vs_serving", crawlRate/serveRate, "ratio")
+	report("crawl_full_requests", float64(fullRequests), "requests")
+
+	// 1 % churn: updates, adds, deletes and renames.
+	w.emu.ResetStats()
+	churn := churn(t, w, entries/100)
+	w.agent.Crawler().PollNow()
+	w.waitSynced(5*time.Minute, "after 1% churn")
+	incRequests := requests(w.emu.Stats())
+	report("crawl_incremental_changes", float64(churn), "changes")
+	report("crawl_incremental_requests", float64(incRequests), "requests")
+	report("crawl_full_vs_incremental_requests", float64(fullRequests)/float64(incRequests), "ratio")
+
+	// Change to store latency.
+	lat := latencies(t, w)
+	slices.Sort(lat)
+	budget := benchPoll + time.Second
+	report("crawl_change_latency_p50", lat[len(lat)/2].Seconds(), "s")
+	report("crawl_change_latency_max", lat[len(lat)-1].Seconds(), "s")
+	report("crawl_change_latency_budget", budget.Seconds(), "s")
+	report("crawl_change_latency_max_vs_budget", lat[len(lat)-1].Seconds()/budget.Seconds(), "ratio")
+}
+
+func report(name string, value float64, unit string) {
+	fmt.Printf("BENCH %s %.4g %s\n", name, value, unit)
+}
+
+func requests(s spemu.Stats) int64 {
+	var n int64
+	for _, v := range s.Requests {
+		n += v
+	}
+	return n
+}
+
+// serve reads every item of the site the way the crawl does (webs, lists,
+// item pages, file content) with a bare client at the crawl's
+// concurrency, discarding what it reads.
+func serve(t *testing.T, w *world) (int, time.Duration) {
+	t.Helper()
+	c, err := sharepoint.New(sharepoint.Config{SiteURL: w.site, Version: "bench", RequestsPerSecond: 1e6, Connections: benchConcurrency,
+		Auth: sharepoint.Auth{Method: "ntlm", Username: `CONTOSO\svc-bridge`, Password: "Zq9-sp-password"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	start := time.Now()
+	webs, err := c.Webs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(benchConcurrency)
+	for _, web := range webs {
+		lists, err := c.Lists(ctx, web)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range lists {
+			err := c.Items(ctx, l, 0, 500, func(it sharepoint.Item) error {
+				if it.Kind() != "file" {
+					n.Add(1)
+					return nil
+				}
+				g.Go(func() error {
+					r, err := c.OpenFile(gctx, l.WebURL, it.FileRef)
+					if err != nil {
+						return err
+					}
+					defer r.Close()
+					if _, err := io.Copy(io.Discard, r); err != nil {
+						return err
+					}
+					n.Add(1)
+					return nil
+				})
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	return int(n.Load()), time.Since(start)
+}
+
+// churn changes n items: 70 % content updates, 15 % new files, 10 %
+// deletes and 5 % renames. It returns the number of changes made.
+func churn(t *testing.T, w *world, n int) int {
+	t.Helper()
+	var files []spemu.Entry
+	for _, e := range w.emu.Snapshot() {
+		if e.Kind == spemu.KindFile {
+			files = append(files, e)
+		}
+	}
+	step := len(files) / n
+	made := 0
+	for i := 0; i < n; i++ {
+		e := files[i*step]
+		var err error
+		switch {
+		case i%20 < 14:
+			_, err = w.emu.UpdateFile(e.FileRef, spemu.FileSpec{Size: 2048, Seed: uint64(i + 1)})
+		case i%20 < 17:
+			_, err = w.emu.AddFile(e.FileRef[:len(e.FileRef)-len(e.Name)-1], fmt.Sprintf("churn-%d.txt", i), spemu.FileSpec{Size: 1024, Seed: uint64(i + 1)})
+		case i%20 < 19:
+			err = w.emu.Delete(e.FileRef)
+		default:
+			_, err = w.emu.Rename(e.FileRef, fmt.Sprintf("renamed-%d-%s", i, e.Name))
+		}
+		if err != nil {
+			t.Fatalf("churn %d on %s: %v", i, e.FileRef, err)
+		}
+		made++
+	}
+	return made
+}
+
+// latencies updates one file at a time, at a random point of the poll
+// cycle, and returns how long each took to reach the relay's store.
+func latencies(t *testing.T, w *world) []time.Duration {
+	t.Helper()
+	var target spemu.Entry
+	for _, e := range w.emu.Snapshot() {
+		if e.Kind == spemu.KindFile {
+			target = e
+			break
+		}
+	}
+	key := ingestapi.Key{Site: w.site, ListID: target.ListID, ItemID: target.ItemID}
+	ctx := context.Background()
+	var out []time.Duration
+	for i := range benchLatencyRuns {
+		// Spread the changes over the poll cycle.
+		time.Sleep(benchPoll * time.Duration(i) / benchLatencyRuns)
+		it, err := w.emu.UpdateFile(target.FileRef, spemu.FileSpec{Size: 3000, Seed: uint64(1000 + i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		for {
+			d, err := w.relay.Store().Get(ctx, tenant, key)
+			if err == nil && d.Version == it.Version {
+				break
+			}
+			if time.Since(start) > time.Minute {
+				t.Fatalf("change %d (version %s) not in the store after a minute: %+v %v", i, it.Version, d, err)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		out = append(out, time.Since(start))
+	}
+	return out
+}
