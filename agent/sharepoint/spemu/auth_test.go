@@ -275,7 +275,7 @@ func TestFormDigest(t *testing.T) {
 		}
 	})
 	if got := e.s.Stats().DigestFailures; got != 4 {
-		t.Errorf("DigestFailures: got %d, want 3", got)
+		t.Errorf("DigestFailures: got %d, want 4 (other site, missing, forged, expired)", got)
 	}
 	t.Run("default timeout is 1800 s", func(t *testing.T) {
 		e2 := newEnv(t, Options{})
