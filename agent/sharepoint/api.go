@@ -185,7 +185,7 @@ func (it Item) Kind() string {
 	return "item"
 }
 
-const itemSelect = "$select=Id,Title,FileRef,FileLeafRef,FileDirRef,FileSystemObjectType,Created,Modified,OData__UIVersionString,UniqueId,GUID,HasUniqueRoleAssignments,File/Length,File/ETag,File/Name,File/ServerRelativeUrl&$expand=File"
+const itemSelect = "$select=Id,Title,FileRef,FileLeafRef,FileDirRef,FileSystemObjectType,Created,Modified,OData__UIVersionString,owshiddenversion,UniqueId,GUID,HasUniqueRoleAssignments,File/Length,File/ETag,File/Name,File/ServerRelativeUrl&$expand=File"
 
 type itemJSON struct {
 	ID                       int `json:"Id"`
@@ -197,6 +197,7 @@ type itemJSON struct {
 	Created                  Time
 	Modified                 Time
 	UIVersionString          string `json:"OData__UIVersionString"`
+	HiddenVersion            Int64  `json:"owshiddenversion"`
 	UniqueID                 string `json:"UniqueId"`
 	GUID                     string
 	HasUniqueRoleAssignments bool
@@ -223,6 +224,10 @@ func (c *Client) item(raw json.RawMessage) (Item, error) {
 	}
 	if it.ETag == "" {
 		it.ETag = j.ODataETag
+	}
+	if it.ETag == "" && j.HiddenVersion > 0 {
+		// nometadata sends no etag: an item's is its owshiddenversion.
+		it.ETag = fmt.Sprintf(`"%d"`, j.HiddenVersion)
 	}
 	if !it.IsFolder && !deferred(j.File) {
 		var f struct {
@@ -298,7 +303,7 @@ func (c *Client) renderItems(ctx context.Context, l List, afterID, pageSize int,
 		if query != "" {
 			u += "?" + query
 		}
-		b, err := c.postJSON(ctx, u, "render", renderBody(pageSize))
+		b, err := c.postJSON(ctx, u, "render", c.renderBody(pageSize))
 		if IsCode(err, CodeThrottled) && pageSize > 50 {
 			// A page larger than the view threshold is refused too: halve it.
 			pageSize /= 2
@@ -334,17 +339,16 @@ func (c *Client) renderItems(ctx context.Context, l List, afterID, pageSize int,
 	}
 }
 
-func renderBody(pageSize int) map[string]any {
+func (c *Client) renderBody(pageSize int) map[string]any {
 	viewXML := fmt.Sprintf(`<View Scope="RecursiveAll"><Query><OrderBy><FieldRef Name="ID" Ascending="TRUE"/></OrderBy></Query>`+
 		`<ViewFields><FieldRef Name="ID"/><FieldRef Name="Title"/><FieldRef Name="FileRef"/><FieldRef Name="FileLeafRef"/><FieldRef Name="FileDirRef"/>`+
 		`<FieldRef Name="FSObjType"/><FieldRef Name="Created"/><FieldRef Name="Modified"/><FieldRef Name="_UIVersionString"/><FieldRef Name="UniqueId"/>`+
 		`<FieldRef Name="File_x0020_Size"/><FieldRef Name="SMTotalFileStreamSize"/><FieldRef Name="HasUniqueRoleAssignments"/></ViewFields>`+
 		`<RowLimit Paged="TRUE">%d</RowLimit></View>`, pageSize)
-	return map[string]any{"parameters": map[string]any{
-		"__metadata":    map[string]string{"type": "SP.RenderListDataParameters"},
+	return map[string]any{"parameters": c.typed("SP.RenderListDataParameters", map[string]any{
 		"ViewXml":       viewXML,
 		"RenderOptions": 2,
-	}}
+	})}
 }
 
 func rowString(row map[string]any, keys ...string) string {
@@ -463,7 +467,7 @@ func (c *Client) ItemsByID(ctx context.Context, l List, ids []int, fn func(Item)
 // FolderItem reads the list item behind the folder at serverRelativeURL
 // (its ID and whether it has unique permissions).
 func (c *Client) FolderItem(ctx context.Context, webURL, serverRelativeURL string) (Item, error) {
-	u := c.abs(webURL, "web/GetFolderByServerRelativeUrl("+odataLiteral(serverRelativeURL)+")/ListItemAllFields?$select=Id,FileRef,FileLeafRef,FileSystemObjectType,HasUniqueRoleAssignments")
+	u := c.abs(webURL, "web/GetFolderByServerRelativeUrl("+odataLiteral(serverRelativeURL)+")/ListItemAllFields?$select=Id,FileRef,FileLeafRef,FileSystemObjectType,HasUniqueRoleAssignments,owshiddenversion")
 	b, err := c.getJSON(ctx, u, "items")
 	if err != nil {
 		return Item{}, err
@@ -614,17 +618,16 @@ const (
 func (c *Client) Changes(ctx context.Context, token string, fn func(page []Change) error) error {
 	u := c.abs("", "site/getchanges")
 	for {
-		query := map[string]any{
-			"__metadata": map[string]string{"type": "SP.ChangeQuery"},
-			"Add":        true, "Update": true, "DeleteObject": true, "Rename": true, "Move": true, "Restore": true,
+		query := c.typed("SP.ChangeQuery", map[string]any{
+			"Add": true, "Update": true, "DeleteObject": true, "Rename": true, "Move": true, "Restore": true,
 			"SystemUpdate": true, "RoleAssignmentAdd": true, "RoleAssignmentDelete": true, "RoleDefinitionAdd": true,
 			"RoleDefinitionUpdate": true, "RoleDefinitionDelete": true, "GroupMembershipAdd": true, "GroupMembershipDelete": true,
 			"SecurityPolicy": true,
 			"Item":           true, "File": true, "Folder": true, "List": true, "Web": true, "Site": false,
 			"FetchLimit": "1000",
-		}
+		})
 		if token != "" {
-			query["ChangeTokenStart"] = map[string]any{"__metadata": map[string]string{"type": "SP.ChangeToken"}, "StringValue": token}
+			query["ChangeTokenStart"] = c.typed("SP.ChangeToken", map[string]any{"StringValue": token})
 		}
 		b, err := c.postJSON(ctx, u, "changes", map[string]any{"query": query})
 		if err != nil {

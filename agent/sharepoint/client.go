@@ -91,7 +91,26 @@ type Config struct {
 	Logger *slog.Logger
 	// Sleep waits; nil means a timer that honours ctx (tests shorten it).
 	Sleep func(ctx context.Context, d time.Duration) error
+	// OData is the JSON format asked for in Accept and sent in
+	// Content-Type: ODataVerbose, ODataMinimalMetadata or ODataNoMetadata
+	// (JSON Light, SharePoint 2013 SP1 and later). POST bodies carry
+	// __metadata only in verbose, as the server requires. With
+	// nometadata the server names no types, so Change.ObjectType is
+	// empty. Empty means ODataVerbose.
+	OData string
 }
+
+// OData formats for Config.OData.
+const (
+	// ODataVerbose is odata=verbose: {"d":...} with __metadata and
+	// absolute __next links. Every SharePoint Server version answers it.
+	ODataVerbose = "verbose"
+	// ODataMinimalMetadata is JSON Light with odata.type and odata.etag;
+	// next links may be relative to /_api/.
+	ODataMinimalMetadata = "minimalmetadata"
+	// ODataNoMetadata is JSON Light without metadata: the smallest answers.
+	ODataNoMetadata = "nometadata"
+)
 
 // Client talks to one site collection.
 type Client struct {
@@ -154,6 +173,13 @@ func New(cfg Config) (*Client, error) {
 	case "", "none", "ntlm", "basic", "kerberos":
 	default:
 		return nil, fmt.Errorf("sharepoint: auth method %q: want ntlm, kerberos, basic or none", cfg.Auth.Method)
+	}
+	switch cfg.OData {
+	case "":
+		cfg.OData = ODataVerbose
+	case ODataVerbose, ODataMinimalMetadata, ODataNoMetadata:
+	default:
+		return nil, fmt.Errorf("sharepoint: OData format %q: want verbose, minimalmetadata or nometadata", cfg.OData)
 	}
 	if cfg.Auth.Method == "basic" && u.Scheme != "https" && !isLoopback(u.Hostname()) {
 		return nil, fmt.Errorf("sharepoint: basic auth sends the password in the clear: use https for %s", u.Host)
@@ -332,10 +358,10 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 		if err != nil {
 			return nil, fmt.Errorf("sharepoint: %w", err)
 		}
-		req.Header.Set("Accept", "application/json;odata=verbose")
+		req.Header.Set("Accept", "application/json;odata="+c.cfg.OData)
 		req.Header.Set("User-Agent", "NONISV|MCC|MCCBridge/"+c.cfg.Version)
 		if r.body != nil {
-			req.Header.Set("Content-Type", "application/json;odata=verbose")
+			req.Header.Set("Content-Type", "application/json;odata="+c.cfg.OData)
 		}
 		for k, v := range r.headers {
 			req.Header.Set(k, v)
@@ -558,6 +584,16 @@ func (c *Client) getJSON(ctx context.Context, u, kind string) ([]byte, error) {
 		return nil, fmt.Errorf("sharepoint %s: read: %w", redactURL(u), err)
 	}
 	return b, nil
+}
+
+// typed returns fields for a POST body of OData type typ: with the
+// __metadata verbose requires, or without it for JSON Light, which
+// refuses it.
+func (c *Client) typed(typ string, fields map[string]any) map[string]any {
+	if c.cfg.OData == ODataVerbose {
+		fields["__metadata"] = map[string]string{"type": typ}
+	}
+	return fields
 }
 
 // postJSON POSTs body (with a form digest) and returns the response body.
