@@ -41,6 +41,10 @@ type SharePointConfig struct {
 	// "America/Los_Angeles"), for the dates SharePoint sends without an
 	// offset. Default UTC.
 	TimeZone string `yaml:"time_zone"`
+	// OData is the JSON format asked of SharePoint: verbose (default, every
+	// version), or JSON Light minimalmetadata or nometadata (2013 SP1 and
+	// later; smaller answers).
+	OData string `yaml:"odata"`
 }
 
 // SharePointAuth names the account. The password comes from a file or an
@@ -111,6 +115,11 @@ func (c SharePointConfig) validate() []error {
 		if _, err := time.LoadLocation(c.TimeZone); err != nil {
 			errs = append(errs, fmt.Errorf("sharepoint.time_zone: %w", err))
 		}
+	}
+	switch c.OData {
+	case "", sharepoint.ODataVerbose, sharepoint.ODataMinimalMetadata, sharepoint.ODataNoMetadata:
+	default:
+		errs = append(errs, fmt.Errorf("sharepoint.odata %q: want verbose, minimalmetadata or nometadata", c.OData))
 	}
 	if c.PollInterval < 0 || c.Concurrency < 0 || c.RequestsPerSecond < 0 || c.MaxFileSizeMB < 0 {
 		errs = append(errs, errors.New("sharepoint: poll_interval, concurrency, requests_per_second and max_file_size_mb must not be negative"))
@@ -239,6 +248,7 @@ func (sp SharePointConfig) clients(version string, getenv func(string) string, l
 			RequestsPerSecond: sp.RequestsPerSecond,
 			Location:          loc,
 			Logger:            log,
+			OData:             sp.OData,
 		})
 		if err != nil {
 			for _, c := range clients {

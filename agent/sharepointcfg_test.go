@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/jcmturner/gokrb5/v8/keytab"
@@ -136,5 +139,66 @@ func TestKerberosConfigBuildsClient(t *testing.T) {
 	_, err = clients[0].Webs(context.Background())
 	if !errors.Is(err, sharepoint.ErrKerberosCredentials) || strings.Contains(err.Error(), "Zq9-wrong-pw") {
 		t.Errorf("wrong password: got %v, want ErrKerberosCredentials without the password", err)
+	}
+}
+
+// TestODataConfig checks sharepoint.odata strictly, and the clients built
+// from the configuration ask the emulator for that format (verbose when
+// unset).
+func TestODataConfig(t *testing.T) {
+	emu := spemu.New(spemu.Options{})
+	if err := emu.Generate(spemu.Spec{Sites: 1, SiteNames: []string{"mkt"}, ItemsPerList: 2, PlainNames: true}); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	accepts := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		accepts[r.Header.Get("Accept")]++
+		mu.Unlock()
+		emu.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, line, want, err string
+	}{
+		{"unset", "", "application/json;odata=verbose", ""},
+		{"verbose", "odata: verbose\n", "application/json;odata=verbose", ""},
+		{"minimalmetadata", "odata: minimalmetadata\n", "application/json;odata=minimalmetadata", ""},
+		{"nometadata", "odata: nometadata\n", "application/json;odata=nometadata", ""},
+		{"capitals", "odata: Verbose\n", "", `sharepoint.odata "Verbose": want verbose, minimalmetadata or nometadata`},
+		{"full metadata", "odata: fullmetadata\n", "", `sharepoint.odata "fullmetadata"`},
+		{"header value", "odata: odata=nometadata\n", "", `sharepoint.odata "odata=nometadata"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := LoadConfig(writeConfig(t, dir, cfgHead+"sharepoint:\n  sites: ["+srv.URL+"/sites/mkt]\n  auth: {method: none}\n  "+tc.line))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("got error %v, want one mentioning %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			clients, err := cfg.SharePoint.clients("test", func(string) string { return "" }, slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { clients[0].Close() })
+			mu.Lock()
+			clear(accepts)
+			mu.Unlock()
+			webs, err := clients[0].Webs(context.Background())
+			if err != nil || len(webs) != 1 || webs[0].Title == "" {
+				t.Fatalf("Webs: got %+v, %v", webs, err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if accepts[tc.want] == 0 || len(accepts) != 1 {
+				t.Errorf("got Accept %v, want only %s", accepts, tc.want)
+			}
+		})
 	}
 }
