@@ -62,12 +62,13 @@ func newEmuClient(t *testing.T, cfg sharepoint.Config) *sharepoint.Client {
 type linkRecorder struct {
 	next http.RoundTripper
 
-	mu       sync.Mutex
-	links    []string            // odata.nextLink and __next values, in order
-	accepts  map[string]int      // Accept header -> requests
-	ctypes   map[string]int      // Content-Type of POSTs -> requests
-	bodies   map[string][]string // POST path suffix -> bodies sent
-	requests []string            // method and URL of every request
+	mu        sync.Mutex
+	links     []string            // odata.nextLink and __next values, in order
+	accepts   map[string]int      // Accept header -> requests
+	ctypes    map[string]int      // Content-Type of POSTs -> requests
+	bodies    map[string][]string // POST path suffix -> bodies sent
+	requests  []string            // method and URL of every request
+	responses []string            // JSON response bodies
 }
 
 func newLinkRecorder() *linkRecorder {
@@ -102,6 +103,9 @@ func (lr *linkRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(b))
+	lr.mu.Lock()
+	lr.responses = append(lr.responses, string(b))
+	lr.mu.Unlock()
 	var env struct {
 		D *struct {
 			Next string `json:"__next"`
@@ -134,4 +138,16 @@ func (lr *linkRecorder) linkKinds() (abs, rel int) {
 		}
 	}
 	return abs, rel
+}
+
+// sawBody reports whether a recorded JSON response contained s.
+func (lr *linkRecorder) sawBody(s string) bool {
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
+	for _, b := range lr.responses {
+		if strings.Contains(b, s) {
+			return true
+		}
+	}
+	return false
 }
