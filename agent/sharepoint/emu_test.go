@@ -82,6 +82,7 @@ func (lr *linkRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Body != nil && req.Method == http.MethodPost {
 		sent, _ = io.ReadAll(req.Body)
 		req.Body.Close()
+		req = req.Clone(req.Context()) // a RoundTripper must not change its caller's request
 		req.Body = io.NopCloser(bytes.NewReader(sent))
 	}
 	lr.mu.Lock()
