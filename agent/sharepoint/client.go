@@ -1,7 +1,7 @@
 // Package sharepoint is a client for the SharePoint Server 2016/2019/SE REST
 // API (/_api): sites, webs, lists, items, files, role assignments and the
-// change log. It reads both odata=verbose and JSON Light, follows absolute
-// and relative next links, retries throttling (429/503/504, Retry-After or
+// change log. It speaks odata=verbose or JSON Light (Config.OData), follows
+// absolute and relative next links, retries throttling (429/503/504, Retry-After or
 // capped exponential backoff with jitter, and slows down when the
 // X-SharePointHealthScore rises), keeps a form digest for POSTs, and
 // streams file content, resuming with Range after a reset.
