@@ -238,15 +238,22 @@ func (s *siteCrawler) scopeChange(ctx context.Context, o *ops, ch sharepoint.Cha
 		if err := s.index(ctx); err != nil {
 			return err
 		}
+		// A group's members and a role's permissions count wherever the
+		// group or role is assigned, unique items included. An assignment
+		// or inheritance change on a list or web reaches what inherits from
+		// it: its items, and for a web its sub-webs' lists too.
+		everywhere := ch.Type == sharepoint.ChangeMemberAdd || ch.Type == sharepoint.ChangeMemberDelete ||
+			ch.Type == sharepoint.ChangeRoleAdd || ch.Type == sharepoint.ChangeRoleDelete || ch.Type == sharepoint.ChangeRoleUpdate
+		web, webKnown := s.webs[ch.WebID]
 		for _, l := range s.sortedLists() {
 			if ch.ListID != "" && ch.ListID != l.ID {
 				continue
 			}
-			if ch.ListID == "" && ch.WebID != "" && ch.WebID != l.WebID {
+			if ch.ListID == "" && ch.WebID != "" && ch.WebID != l.WebID && !(webKnown && strings.HasPrefix(l.WebURL+"/", web.URL+"/")) {
 				continue
 			}
 			err := s.sp.Items(ctx, l, 0, s.c.cfg.PageSize, func(it sharepoint.Item) error {
-				if !it.HasUniqueRoles && !s.excluded(it.FileRef) {
+				if (everywhere || !it.HasUniqueRoles) && !s.excluded(it.FileRef) {
 					o.upsert(l, it)
 				}
 				return nil
