@@ -11,6 +11,8 @@
 //	POST /v1/ingest/batches          body: Batch (JSON). Answers 200 with
 //	     BatchResult only after the batch is committed durably. Applying the
 //	     same batch again (same ID) changes nothing and answers the same.
+//	     Small files travel inside the batch (Batch.Blobs) and are stored in
+//	     the same commit, sparing a request and a sync each.
 //	POST /v1/ingest/generations      body: Generation. Ends a full crawl of a
 //	     site: every document of that site not written by this generation is
 //	     deleted (orphans). Idempotent.
@@ -19,6 +21,8 @@
 package ingestapi
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"regexp"
@@ -34,6 +38,16 @@ const (
 
 // MaxBatchBytes bounds a batch's JSON body; the agent keeps below it.
 const MaxBatchBytes = 8 << 20
+
+// Limits of content carried inside a batch (Batch.Blobs). Larger files are
+// uploaded on their own with PUT.
+const (
+	// MaxInlineBlobBytes bounds one inline blob.
+	MaxInlineBlobBytes = 64 << 10
+	// MaxInlineBatchBytes bounds the inline blobs of one batch together
+	// (base64 in the JSON makes them a third larger).
+	MaxInlineBatchBytes = 4 << 20
+)
 
 // Key identifies a document within a tenant: the SharePoint site, list and
 // item. It is stable across renames and moves.
@@ -114,6 +128,18 @@ type Batch struct {
 	// prefix or lies under it (a folder delete, which SharePoint logs only
 	// for the folder).
 	DeletePrefixes []PathPrefix `json:"delete_prefixes,omitempty"`
+	// Blobs carries the content of small files that upserts name by
+	// ContentSHA256, stored with the batch in one commit. Each is at most
+	// MaxInlineBlobBytes, together at most MaxInlineBatchBytes.
+	Blobs []InlineBlob `json:"blobs,omitempty"`
+}
+
+// InlineBlob is content carried in a batch instead of a PUT of its own.
+type InlineBlob struct {
+	// SHA256 is the hex SHA-256 of Data; the relay checks it.
+	SHA256 string `json:"sha256"`
+	// Data is the content (base64 in JSON).
+	Data []byte `json:"data,omitempty"`
 }
 
 // PathPrefix is a folder path within a site.
@@ -168,7 +194,27 @@ func (b *Batch) Validate() error {
 			errs = append(errs, fmt.Errorf("delete_prefixes[%d]: site and an absolute path are required", i))
 		}
 	}
+	total := 0
+	for i, bl := range b.Blobs {
+		total += len(bl.Data)
+		switch {
+		case !ValidSHA256(bl.SHA256):
+			errs = append(errs, fmt.Errorf("blobs[%d]: sha256: want 64 lower-case hex digits", i))
+		case len(bl.Data) > MaxInlineBlobBytes:
+			errs = append(errs, fmt.Errorf("blobs[%d]: %d bytes, more than the %d an inline blob may have", i, len(bl.Data), MaxInlineBlobBytes))
+		case sha256Hex(bl.Data) != bl.SHA256:
+			errs = append(errs, fmt.Errorf("blobs[%d]: the data does not hash to sha256 %s", i, bl.SHA256))
+		}
+	}
+	if total > MaxInlineBatchBytes {
+		errs = append(errs, fmt.Errorf("blobs: %d bytes in all, more than the %d a batch may carry", total, MaxInlineBatchBytes))
+	}
 	return errors.Join(errs...)
+}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 func (k Key) validate() error {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -26,8 +27,10 @@ type querier interface {
 // before upserts, so a batch that deletes a folder and upserts what is now
 // under the same path leaves the upserted documents. A delete prefix
 // matches the path itself and every path under path+"/", byte for byte
-// (case-sensitive, no wildcards). Text of plain-text blobs is read before
-// the transaction begins, so the writer lock is held only for the writes.
+// (case-sensitive, no wildcards). The batch's inline blobs are stored in
+// the same transaction, in the database. Text of plain-text blobs is read
+// before the transaction begins, so the writer lock is held only for the
+// writes.
 func (e *Embedded) Apply(ctx context.Context, tenant string, b ingestapi.Batch) (ingestapi.BatchResult, error) {
 	if err := e.begin(tenant); err != nil {
 		return ingestapi.BatchResult{}, fmt.Errorf("apply batch: %w", err)
@@ -43,7 +46,11 @@ func (e *Embedded) Apply(ctx context.Context, tenant string, b ingestapi.Batch) 
 	if res, ok, err := lookupBatch(ctx, e.rdb, tenant, b.ID, digest); err != nil || ok {
 		return res, err
 	}
-	texts, unreadable, err := e.extractAll(ctx, tenant, b.Upserts)
+	inline := make(map[string][]byte, len(b.Blobs))
+	for _, bl := range b.Blobs {
+		inline[bl.SHA256] = bl.Data
+	}
+	texts, unreadable, err := e.extractAll(ctx, tenant, b.Upserts, inline)
 	if err != nil {
 		return ingestapi.BatchResult{}, fmt.Errorf("apply batch %q: %w", b.ID, err)
 	}
@@ -57,7 +64,10 @@ func (e *Embedded) Apply(ctx context.Context, tenant string, b ingestapi.Batch) 
 	if res, ok, err := lookupBatch(ctx, tx, tenant, b.ID, digest); err != nil || ok {
 		return res, err
 	}
-	if err := checkBlobs(ctx, tx, tenant, b.Upserts, unreadable); err != nil {
+	if err := e.storeInline(ctx, tx, tenant, b.Blobs); err != nil {
+		return ingestapi.BatchResult{}, fmt.Errorf("apply batch %q: %w", b.ID, err)
+	}
+	if err := checkBlobs(ctx, tx, tenant, b.Upserts, unreadable, inline); err != nil {
 		return ingestapi.BatchResult{}, fmt.Errorf("apply batch %q: %w", b.ID, err)
 	}
 
@@ -90,6 +100,9 @@ func (e *Embedded) Apply(ctx context.Context, tenant string, b ingestapi.Batch) 
 			return ingestapi.BatchResult{}, fmt.Errorf("apply batch %q: %w", b.ID, err)
 		}
 		defer up.close()
+		if err := up.existing(ctx, tenant, b.Upserts); err != nil {
+			return ingestapi.BatchResult{}, fmt.Errorf("apply batch %q: %w", b.ID, err)
+		}
 		for i, d := range b.Upserts {
 			if err := e.fail("upsert", i); err != nil {
 				return ingestapi.BatchResult{}, fmt.Errorf("apply batch %q: upserts[%d]: %w", b.ID, i, err)
@@ -97,6 +110,9 @@ func (e *Embedded) Apply(ctx context.Context, tenant string, b ingestapi.Batch) 
 			if err := up.do(ctx, tenant, d, texts[i]); err != nil {
 				return ingestapi.BatchResult{}, fmt.Errorf("apply batch %q: upserts[%d]: %w", b.ID, i, err)
 			}
+		}
+		if err := up.flush(ctx); err != nil {
+			return ingestapi.BatchResult{}, fmt.Errorf("apply batch %q: %w", b.ID, err)
 		}
 	}
 	if err := e.fail("record", 0); err != nil {
@@ -121,8 +137,40 @@ func (e *Embedded) fail(stage string, i int) error {
 	return e.hook(stage, i)
 }
 
+// storeInline records a batch's inline blobs with their data; a blob the
+// tenant already has (inline or on disk) stays as it is.
+func (e *Embedded) storeInline(ctx context.Context, tx *sql.Tx, tenant string, blobs []ingestapi.InlineBlob) error {
+	if len(blobs) == 0 {
+		return nil
+	}
+	st, err := tx.PrepareContext(ctx, "INSERT INTO blobs (tenant, sha256, size, created_at, data) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
+	if err != nil {
+		return fmt.Errorf("store inline blobs: %w", err)
+	}
+	defer st.Close()
+	now := e.cfg.Now().Unix()
+	for i, bl := range blobs {
+		data := bl.Data
+		if data == nil {
+			data = []byte{} // empty content, not "on disk"
+		}
+		if _, err := st.ExecContext(ctx, tenant, bl.SHA256, len(bl.Data), now, data); err != nil {
+			return fmt.Errorf("blobs[%d]: store: %w", i, err)
+		}
+	}
+	return nil
+}
+
 // batchDigest fingerprints a batch, to tell a replay from a reused ID.
+// Inline blobs count by their SHA-256, which the relay has checked.
 func batchDigest(b ingestapi.Batch) (string, error) {
+	if len(b.Blobs) > 0 {
+		shas := make([]ingestapi.InlineBlob, len(b.Blobs))
+		for i, bl := range b.Blobs {
+			shas[i] = ingestapi.InlineBlob{SHA256: bl.SHA256}
+		}
+		b.Blobs = shas
+	}
 	j, err := json.Marshal(b)
 	if err != nil {
 		return "", err
@@ -151,9 +199,10 @@ func lookupBatch(ctx context.Context, q querier, tenant, id, digest string) (ing
 	return res, true, nil
 }
 
-// extractAll reads the text of every upsert whose blob is plain text.
-// unreadable marks upserts whose blob file does not exist.
-func (e *Embedded) extractAll(ctx context.Context, tenant string, docs []ingestapi.Document) (texts []string, unreadable map[int]bool, err error) {
+// extractAll reads the text of every upsert whose blob is plain text, from
+// the batch's inline blobs, the database or the blob files. unreadable marks upserts
+// whose blob is nowhere.
+func (e *Embedded) extractAll(ctx context.Context, tenant string, docs []ingestapi.Document, inline map[string][]byte) (texts []string, unreadable map[int]bool, err error) {
 	texts = make([]string, len(docs))
 	cache := map[string]string{} // sha+type -> text, for content shared by several documents
 	for i, d := range docs {
@@ -169,6 +218,21 @@ func (e *Embedded) extractAll(ctx context.Context, tenant string, docs []ingesta
 		}
 		ck := d.ContentSHA256 + " " + mt
 		if t, ok := cache[ck]; ok {
+			texts[i] = t
+			continue
+		}
+		data, ok := inline[d.ContentSHA256]
+		if !ok {
+			if data, ok, err = e.dbBlob(ctx, tenant, d.ContentSHA256); err != nil {
+				return nil, nil, fmt.Errorf("upserts[%d]: read content: %w", i, err)
+			}
+		}
+		if ok {
+			t, err := extractText(bytes.NewReader(data), mt, e.cfg.MaxTextBytes)
+			if err != nil {
+				return nil, nil, fmt.Errorf("upserts[%d]: read content: %w", i, err)
+			}
+			cache[ck] = t
 			texts[i] = t
 			continue
 		}
@@ -194,9 +258,13 @@ func (e *Embedded) extractAll(ctx context.Context, tenant string, docs []ingesta
 	return texts, unreadable, nil
 }
 
-// checkBlobs refuses upserts naming blobs the tenant has not stored.
-func checkBlobs(ctx context.Context, tx *sql.Tx, tenant string, docs []ingestapi.Document, unreadable map[int]bool) error {
-	known := map[string]bool{}
+// checkBlobs refuses upserts naming blobs the tenant has not stored (nor
+// the batch carries: inline, stored already in this transaction).
+func checkBlobs(ctx context.Context, tx *sql.Tx, tenant string, docs []ingestapi.Document, unreadable map[int]bool, inline map[string][]byte) error {
+	known := make(map[string]bool, len(inline))
+	for sha := range inline {
+		known[sha] = true
+	}
 	var missing []MissingBlob
 	for i, d := range docs {
 		sha := d.ContentSHA256
@@ -250,20 +318,39 @@ func execCount(ctx context.Context, tx *sql.Tx, query string, args ...any) (int,
 	return int(n), err
 }
 
-// upserter holds the statements of one batch's upserts.
+// upserter holds the statements of one batch's upserts. Documents and
+// their ACL rows are written first, their full-text rows after all of them
+// (flush): a statement that needs a statement journal (a foreign key, a
+// trigger) makes FTS5 flush its pending terms to a new segment, so
+// interleaving the two would cost a segment, and later merges, per
+// document. Which keys exist already is read once per list (existing), so
+// that a new document costs one insert.
 type upserter struct {
-	del, ins, acl, fts *sql.Stmt
+	tx                                  *sql.Tx
+	ins, upd, aclDel, acl, ftsDel, fts *sql.Stmt
+	ids                                 map[ingestapi.Key]int64 // the rows of keys that exist
+	pending                             []ftsRow
+}
+
+// ftsRow is a document's full-text row, written by flush; replace says an
+// older row of the document goes first.
+type ftsRow struct {
+	id                      int64
+	replace                 bool
+	name, title, path, text string
 }
 
 func prepareUpsert(ctx context.Context, tx *sql.Tx) (*upserter, error) {
-	var u upserter
+	u := upserter{tx: tx, ids: map[ingestapi.Key]int64{}}
 	for _, s := range []struct {
 		p     **sql.Stmt
 		query string
 	}{
-		{&u.del, "DELETE FROM documents WHERE tenant = ? AND site = ? AND list_id = ? AND item_id = ?"},
 		{&u.ins, "INSERT INTO documents (tenant, site, list_id, item_id, path, generation, content_sha256, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"},
+		{&u.upd, "UPDATE documents SET path = ?, generation = ?, content_sha256 = ?, doc = ? WHERE id = ?"},
+		{&u.aclDel, "DELETE FROM acl WHERE doc_id = ?"},
 		{&u.acl, "INSERT INTO acl (doc_id, principal) VALUES (?, ?) ON CONFLICT DO NOTHING"},
+		{&u.ftsDel, "DELETE FROM documents_fts WHERE rowid = ?"},
 		{&u.fts, "INSERT INTO documents_fts (rowid, name, title, path, body) VALUES (?, ?, ?, ?, ?)"},
 	} {
 		st, err := tx.PrepareContext(ctx, s.query)
@@ -277,38 +364,105 @@ func prepareUpsert(ctx context.Context, tx *sql.Tx) (*upserter, error) {
 }
 
 func (u *upserter) close() {
-	for _, s := range []*sql.Stmt{u.del, u.ins, u.acl, u.fts} {
+	for _, s := range []*sql.Stmt{u.ins, u.upd, u.aclDel, u.acl, u.ftsDel, u.fts} {
 		if s != nil {
 			s.Close()
 		}
 	}
 }
 
-// do replaces the document with d: the old row goes (its ACL rows by
-// cascade, its index row by trigger) and the new one is inserted.
+// existing reads which of the docs' keys the tenant has, a list at a time.
+func (u *upserter) existing(ctx context.Context, tenant string, docs []ingestapi.Document) error {
+	type list struct{ site, id string }
+	byList := map[list][]any{}
+	var order []list
+	for _, d := range docs {
+		l := list{d.Site, d.ListID}
+		if _, ok := byList[l]; !ok {
+			order = append(order, l)
+		}
+		byList[l] = append(byList[l], d.ItemID)
+	}
+	for _, l := range order {
+		items := byList[l]
+		for len(items) > 0 {
+			n := min(len(items), 500) // well under SQLite's 32,766 parameters
+			args := append([]any{tenant, l.site, l.id}, items[:n]...)
+			q := "SELECT item_id, id FROM documents WHERE tenant = ? AND site = ? AND list_id = ? AND item_id IN (?" + strings.Repeat(", ?", n-1) + ")"
+			items = items[n:]
+			rows, err := u.tx.QueryContext(ctx, q, args...)
+			if err != nil {
+				return fmt.Errorf("read existing documents: %w", err)
+			}
+			for rows.Next() {
+				var (
+					item int
+					id   int64
+				)
+				if err := rows.Scan(&item, &id); err != nil {
+					rows.Close()
+					return fmt.Errorf("read existing documents: %w", err)
+				}
+				u.ids[ingestapi.Key{Site: l.site, ListID: l.id, ItemID: item}] = id
+			}
+			if err := rows.Close(); err != nil {
+				return fmt.Errorf("read existing documents: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// do writes the document d in place of the one with its key (keeping the
+// row id) with its ACL rows; its full-text row waits for flush.
 func (u *upserter) do(ctx context.Context, tenant string, d ingestapi.Document, text string) error {
 	j, err := json.Marshal(d)
 	if err != nil {
-		return err
-	}
-	if _, err := u.del.ExecContext(ctx, tenant, d.Site, d.ListID, d.ItemID); err != nil {
 		return err
 	}
 	var sha any
 	if d.ContentSHA256 != "" {
 		sha = d.ContentSHA256
 	}
-	var id int64
-	if err := u.ins.QueryRowContext(ctx, tenant, d.Site, d.ListID, d.ItemID, d.Path, d.Generation, sha, string(j)).Scan(&id); err != nil {
-		return err
+	id, replace := u.ids[d.Key]
+	if replace {
+		if _, err := u.upd.ExecContext(ctx, d.Path, d.Generation, sha, string(j), id); err != nil {
+			return err
+		}
+		if _, err := u.aclDel.ExecContext(ctx, id); err != nil {
+			return err
+		}
+	} else {
+		if err := u.ins.QueryRowContext(ctx, tenant, d.Site, d.ListID, d.ItemID, d.Path, d.Generation, sha, string(j)).Scan(&id); err != nil {
+			return err
+		}
+		u.ids[d.Key] = id
 	}
 	for _, p := range principals(d.ACL) {
 		if _, err := u.acl.ExecContext(ctx, id, p); err != nil {
 			return err
 		}
 	}
-	_, err = u.fts.ExecContext(ctx, id, d.Name, d.Title, d.Path, text)
-	return err
+	u.pending = append(u.pending, ftsRow{id, replace, d.Name, d.Title, d.Path, text})
+	return nil
+}
+
+// flush writes the full-text rows of the documents written so far.
+func (u *upserter) flush(ctx context.Context) error {
+	for _, r := range u.pending {
+		// A key upserted twice in one batch counts as replaced the second
+		// time: the last wins.
+		if r.replace {
+			if _, err := u.ftsDel.ExecContext(ctx, r.id); err != nil {
+				return fmt.Errorf("full-text index: %w", err)
+			}
+		}
+		if _, err := u.fts.ExecContext(ctx, r.id, r.name, r.title, r.path, r.text); err != nil {
+			return fmt.Errorf("full-text index: %w", err)
+		}
+	}
+	u.pending = u.pending[:0]
+	return nil
 }
 
 // principals lists the lower-cased e-mails and logins of an ACL, once each.

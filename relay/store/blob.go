@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -31,6 +32,9 @@ func (e *Embedded) PutBlob(ctx context.Context, tenant, sha string, r io.Reader)
 	}
 	if !ingestapi.ValidSHA256(sha) {
 		return false, 0, fmt.Errorf("put blob: %w: sha256 must be 64 lower-case hex digits", ErrInvalid)
+	}
+	if size, ok, err := e.dbBlobSize(ctx, tenant, sha); err != nil || ok {
+		return false, size, err // a small blob a batch carried, or a blob already stored
 	}
 	final := e.blobPath(tenant, sha)
 	if fi, err := os.Stat(final); err == nil && fi.Mode().IsRegular() {
@@ -111,13 +115,20 @@ func (e *Embedded) OpenBlob(ctx context.Context, tenant, sha string) (io.ReadClo
 	if !ingestapi.ValidSHA256(sha) {
 		return nil, 0, fmt.Errorf("open blob: %w: sha256 must be 64 lower-case hex digits", ErrInvalid)
 	}
-	var size int64
-	err := e.rdb.QueryRowContext(ctx, "SELECT size FROM blobs WHERE tenant = ? AND sha256 = ?", tenant, sha).Scan(&size)
+	var (
+		size int64
+		inDB bool
+		data []byte
+	)
+	err := e.rdb.QueryRowContext(ctx, "SELECT size, data IS NOT NULL, data FROM blobs WHERE tenant = ? AND sha256 = ?", tenant, sha).Scan(&size, &inDB, &data)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, 0, fmt.Errorf("open blob %s: %w", sha, ErrNotFound)
 	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("open blob %s: %w", sha, err)
+	}
+	if inDB {
+		return io.NopCloser(bytes.NewReader(data)), size, nil
 	}
 	f, err := os.Open(e.blobPath(tenant, sha))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -127,6 +138,36 @@ func (e *Embedded) OpenBlob(ctx context.Context, tenant, sha string) (io.ReadClo
 		return nil, 0, fmt.Errorf("open blob %s: %w", sha, err)
 	}
 	return f, size, nil
+}
+
+// dbBlob returns the data of a small blob kept in the database, with ok.
+func (e *Embedded) dbBlob(ctx context.Context, tenant, sha string) (data []byte, ok bool, err error) {
+	err = e.rdb.QueryRowContext(ctx, "SELECT data FROM blobs WHERE tenant = ? AND sha256 = ? AND data IS NOT NULL", tenant, sha).Scan(&data)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, fmt.Errorf("read blob %s: %w", sha, err)
+	}
+	return data, true, nil
+}
+
+// dbBlobSize reports whether the tenant's blob is recorded, with its size,
+// when it is kept in the database or its file is on disk.
+func (e *Embedded) dbBlobSize(ctx context.Context, tenant, sha string) (size int64, ok bool, err error) {
+	var inDB bool
+	err = e.rdb.QueryRowContext(ctx, "SELECT size, data IS NOT NULL FROM blobs WHERE tenant = ? AND sha256 = ?", tenant, sha).Scan(&size, &inDB)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, false, nil
+	case err != nil:
+		return 0, false, fmt.Errorf("put blob %s: look up: %w", sha, err)
+	}
+	if inDB {
+		return size, true, nil
+	}
+	fi, err := os.Stat(e.blobPath(tenant, sha))
+	return size, err == nil && fi.Mode().IsRegular(), nil
 }
 
 // mkdirAllSync creates root/parts... one level at a time and fsyncs the

@@ -29,6 +29,7 @@ func Run(t *testing.T, open Opener) {
 		{"Replay", testReplay},
 		{"ReplayConflict", testReplayConflict},
 		{"MissingBlob", testMissingBlob},
+		{"InlineBlobs", testInlineBlobs},
 		{"InvalidInput", testInvalidInput},
 		{"FinishGeneration", testFinishGeneration},
 		{"TenantIsolation", testTenantIsolation},
@@ -191,6 +192,24 @@ func testApplyChanges(t *testing.T, open Opener) {
 	if _, err := s.Get(ctx, TenantA, again.Key); err != nil {
 		t.Errorf("upsert after delete in one batch: %v", err)
 	}
+
+	// A key upserted twice in one batch, new or existing: the last wins,
+	// in the listing and in search.
+	for i, item := range []int{50, 1} {
+		first, last := Doc(item, fmt.Sprintf("%s/zebra %d.txt", dir, i)), Doc(item, fmt.Sprintf("%s/quokka %d.txt", dir, i))
+		last.Version = "9.0"
+		Apply(t, s, TenantA, ingestapi.Batch{ID: fmt.Sprint("twice-", i), Upserts: []ingestapi.Document{first, last}})
+		got, err := s.Get(ctx, TenantA, last.Key)
+		if err != nil || !SameDocs([]ingestapi.Document{got}, []ingestapi.Document{last}) {
+			t.Errorf("item %d upserted twice: got %+v, %v; want the last", item, got, err)
+		}
+		if hits, err := s.Search(ctx, TenantA, store.SearchQuery{Text: "zebra"}); err != nil || len(hits) != 0 {
+			t.Errorf("item %d upserted twice: search for the first name: got %v, %v; want none", item, hitPaths(hits), err)
+		}
+		if hits, err := s.Search(ctx, TenantA, store.SearchQuery{Text: fmt.Sprint("quokka ", i)}); err != nil || len(hits) != 1 {
+			t.Errorf("item %d upserted twice: search for the last name: got %v, %v; want one", item, hitPaths(hits), err)
+		}
+	}
 }
 
 func testDeletePrefix(t *testing.T, open Opener) {
@@ -328,6 +347,79 @@ func testMissingBlob(t *testing.T, open Opener) {
 	}
 }
 
+// testInlineBlobs stores small content carried in batches: readable as a
+// blob, searchable, counted, usable by later batches and by PutBlob, and
+// all or nothing with the batch.
+func testInlineBlobs(t *testing.T, open Opener) {
+	s := open(t)
+	ctx := t.Context()
+	text := []byte("quarterly pumpernickel forecast\n")
+	bin := []byte{0, 1, 2, 3}
+	d1, d2 := Doc(1, "/x/forecast.txt"), Doc(2, "/x/raw.bin")
+	d1.ContentSHA256, d2.ContentSHA256 = SHA256(text), SHA256(bin)
+	b := ingestapi.Batch{ID: "inline", Upserts: []ingestapi.Document{d1, d2},
+		Blobs: []ingestapi.InlineBlob{{SHA256: SHA256(text), Data: text}, {SHA256: SHA256(bin), Data: bin}, {SHA256: SHA256(nil)}}}
+	if res := Apply(t, s, TenantA, b); res.Upserted != 2 || res.Duplicate {
+		t.Fatalf("got %+v, want 2 upserted", res)
+	}
+	for _, want := range [][]byte{text, bin, {}} {
+		rc, size, err := s.OpenBlob(ctx, TenantA, SHA256(want))
+		if err != nil {
+			t.Fatalf("OpenBlob %q: %v", want, err)
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || !bytes.Equal(got, want) || size != int64(len(want)) {
+			t.Errorf("OpenBlob: got %q, %d, %v; want %q", got, size, err, want)
+		}
+	}
+	if hits, err := s.Search(ctx, TenantA, store.SearchQuery{Text: "pumpernickel"}); err != nil || len(hits) != 1 || hits[0].Document.Key != d1.Key {
+		t.Errorf("search for inline text: got %v, %v; want %s", hitPaths(hits), err, d1.Path)
+	}
+	if st, err := s.Stats(ctx, TenantA); err != nil || st.Blobs != 3 || st.BlobBytes != int64(len(text)+len(bin)) {
+		t.Errorf("stats: got %+v, %v; want 3 blobs of %d bytes", st, err, len(text)+len(bin))
+	}
+	// A replay with the same blobs is a duplicate; one with other blobs a conflict.
+	if res := Apply(t, s, TenantA, b); !res.Duplicate {
+		t.Errorf("replay: got %+v, want a duplicate", res)
+	}
+	other := b
+	other.Blobs = b.Blobs[:2]
+	var conflict *store.BatchConflictError
+	if _, err := s.Apply(ctx, TenantA, other); !errors.As(err, &conflict) {
+		t.Errorf("the same ID with other blobs: got %v, want *BatchConflictError", err)
+	}
+	// A later batch names the stored content without carrying it, and its
+	// text is still indexed.
+	d3 := Doc(3, "/x/copy.txt")
+	d3.ContentSHA256 = SHA256(text)
+	Apply(t, s, TenantA, ingestapi.Batch{ID: "later", Upserts: []ingestapi.Document{d3}})
+	if hits, err := s.Search(ctx, TenantA, store.SearchQuery{Text: "pumpernickel"}); err != nil || len(hits) != 2 {
+		t.Errorf("search after a batch reusing inline content: got %v, %v; want 2 hits", hitPaths(hits), err)
+	}
+	// PutBlob of content already carried inline stores nothing new.
+	if created, size, err := s.PutBlob(ctx, TenantA, SHA256(text), bytes.NewReader(text)); err != nil || created || size != int64(len(text)) {
+		t.Errorf("PutBlob of inline content: got created %v size %d, %v; want not created, %d", created, size, err, len(text))
+	}
+	// A refused batch stores none of its blobs.
+	lost := []byte("carried by a refused batch")
+	d4 := Doc(4, "/x/four.txt")
+	d4.ContentSHA256 = SHA256([]byte("never sent"))
+	_, err := s.Apply(ctx, TenantA, ingestapi.Batch{ID: "refused", Upserts: []ingestapi.Document{d4},
+		Blobs: []ingestapi.InlineBlob{{SHA256: SHA256(lost), Data: lost}}})
+	var mb *store.MissingBlobError
+	if !errors.As(err, &mb) {
+		t.Fatalf("got %v, want *MissingBlobError", err)
+	}
+	if _, _, err := s.OpenBlob(ctx, TenantA, SHA256(lost)); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a blob of a refused batch: got %v, want ErrNotFound", err)
+	}
+	// Tenants do not share inline content.
+	if _, _, err := s.OpenBlob(ctx, TenantB, SHA256(text)); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("another tenant's inline blob: got %v, want ErrNotFound", err)
+	}
+}
+
 func testInvalidInput(t *testing.T, open Opener) {
 	s := open(t)
 	ctx := t.Context()
@@ -362,6 +454,24 @@ func testInvalidInput(t *testing.T, open Opener) {
 		}},
 		{"apply, relative path", func() error {
 			_, err := s.Apply(ctx, TenantA, ingestapi.Batch{ID: "x", Upserts: []ingestapi.Document{Doc(1, "a")}})
+			return err
+		}},
+		{"apply, inline blob that does not hash to its sha256", func() error {
+			_, err := s.Apply(ctx, TenantA, ingestapi.Batch{ID: "x", Blobs: []ingestapi.InlineBlob{{SHA256: sha, Data: []byte("y")}}})
+			return err
+		}},
+		{"apply, inline blob over the size limit", func() error {
+			big := bytes.Repeat([]byte("z"), ingestapi.MaxInlineBlobBytes+1)
+			_, err := s.Apply(ctx, TenantA, ingestapi.Batch{ID: "x", Blobs: []ingestapi.InlineBlob{{SHA256: SHA256(big), Data: big}}})
+			return err
+		}},
+		{"apply, inline blobs over the batch limit", func() error {
+			var bs []ingestapi.InlineBlob
+			for i := 0; i*ingestapi.MaxInlineBlobBytes <= ingestapi.MaxInlineBatchBytes; i++ {
+				d := bytes.Repeat([]byte{byte(i)}, ingestapi.MaxInlineBlobBytes)
+				bs = append(bs, ingestapi.InlineBlob{SHA256: SHA256(d), Data: d})
+			}
+			_, err := s.Apply(ctx, TenantA, ingestapi.Batch{ID: "x", Blobs: bs})
 			return err
 		}},
 		{"apply, tenant upper-case", func() error {
