@@ -326,10 +326,10 @@ func execCount(ctx context.Context, tx *sql.Tx, query string, args ...any) (int,
 // document. Which keys exist already is read once per list (existing), so
 // that a new document costs one insert.
 type upserter struct {
-	tx                                  *sql.Tx
+	tx                                 *sql.Tx
 	ins, upd, aclDel, acl, ftsDel, fts *sql.Stmt
-	ids                                 map[ingestapi.Key]int64 // the rows of keys that exist
-	pending                             []ftsRow
+	ids                                map[ingestapi.Key]int64 // the rows of keys that exist
+	pending                            []ftsRow
 }
 
 // ftsRow is a document's full-text row, written by flush; replace says an

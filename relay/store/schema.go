@@ -65,7 +65,8 @@ CREATE TABLE generations (
 	finished_at INTEGER NOT NULL, -- unix seconds
 	PRIMARY KEY (tenant, site, generation)
 ) WITHOUT ROWID;
-`,	// 2: small blobs live in the database, stored with the batch that
+`,
+	// 2: small blobs live in the database, stored with the batch that
 	// carries them (ingestapi.Batch.Blobs); NULL data means a file under blobs/.
 	`ALTER TABLE blobs ADD COLUMN data BLOB;`,
 }
