@@ -326,10 +326,11 @@ func execCount(ctx context.Context, tx *sql.Tx, query string, args ...any) (int,
 // document. Which keys exist already is read once per list (existing), so
 // that a new document costs one insert.
 type upserter struct {
-	tx                                 *sql.Tx
-	ins, upd, aclDel, acl, ftsDel, fts *sql.Stmt
-	ids                                map[ingestapi.Key]int64 // the rows of keys that exist
-	pending                            []ftsRow
+	tx                                    *sql.Tx
+	ins, upd, aclHas, aclAdd, ftsDel, fts *sql.Stmt
+	ids                                   map[ingestapi.Key]int64 // the rows of keys that exist
+	sets                                  map[string]bool         // ACL sets known to exist
+	pending                               []ftsRow
 }
 
 // ftsRow is a document's full-text row, written by flush; replace says an
@@ -341,15 +342,15 @@ type ftsRow struct {
 }
 
 func prepareUpsert(ctx context.Context, tx *sql.Tx) (*upserter, error) {
-	u := upserter{tx: tx, ids: map[ingestapi.Key]int64{}}
+	u := upserter{tx: tx, ids: map[ingestapi.Key]int64{}, sets: map[string]bool{}}
 	for _, s := range []struct {
 		p     **sql.Stmt
 		query string
 	}{
-		{&u.ins, "INSERT INTO documents (tenant, site, list_id, item_id, path, generation, content_sha256, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"},
-		{&u.upd, "UPDATE documents SET path = ?, generation = ?, content_sha256 = ?, doc = ? WHERE id = ?"},
-		{&u.aclDel, "DELETE FROM acl WHERE doc_id = ?"},
-		{&u.acl, "INSERT INTO acl (doc_id, principal) VALUES (?, ?) ON CONFLICT DO NOTHING"},
+		{&u.ins, "INSERT INTO documents (tenant, site, list_id, item_id, path, generation, content_sha256, doc, acl_set) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"},
+		{&u.upd, "UPDATE documents SET path = ?, generation = ?, content_sha256 = ?, doc = ?, acl_set = ? WHERE id = ?"},
+		{&u.aclHas, "SELECT 1 FROM acl_members WHERE set_id = ? LIMIT 1"},
+		{&u.aclAdd, "INSERT INTO acl_members (set_id, principal) VALUES (?, ?) ON CONFLICT DO NOTHING"},
 		{&u.ftsDel, "DELETE FROM documents_fts WHERE rowid = ?"},
 		{&u.fts, "INSERT INTO documents_fts (rowid, name, title, path, body) VALUES (?, ?, ?, ?, ?)"},
 	} {
@@ -364,7 +365,7 @@ func prepareUpsert(ctx context.Context, tx *sql.Tx) (*upserter, error) {
 }
 
 func (u *upserter) close() {
-	for _, s := range []*sql.Stmt{u.ins, u.upd, u.aclDel, u.acl, u.ftsDel, u.fts} {
+	for _, s := range []*sql.Stmt{u.ins, u.upd, u.aclHas, u.aclAdd, u.ftsDel, u.fts} {
 		if s != nil {
 			s.Close()
 		}
@@ -414,7 +415,7 @@ func (u *upserter) existing(ctx context.Context, tenant string, docs []ingestapi
 }
 
 // do writes the document d in place of the one with its key (keeping the
-// row id) with its ACL rows; its full-text row waits for flush.
+// row id), naming its ACL set; its full-text row waits for flush.
 func (u *upserter) do(ctx context.Context, tenant string, d ingestapi.Document, text string) error {
 	j, err := json.Marshal(d)
 	if err != nil {
@@ -424,27 +425,54 @@ func (u *upserter) do(ctx context.Context, tenant string, d ingestapi.Document, 
 	if d.ContentSHA256 != "" {
 		sha = d.ContentSHA256
 	}
+	set, err := u.aclSet(ctx, tenant, principals(d.ACL))
+	if err != nil {
+		return err
+	}
 	id, replace := u.ids[d.Key]
 	if replace {
-		if _, err := u.upd.ExecContext(ctx, d.Path, d.Generation, sha, string(j), id); err != nil {
-			return err
-		}
-		if _, err := u.aclDel.ExecContext(ctx, id); err != nil {
+		if _, err := u.upd.ExecContext(ctx, d.Path, d.Generation, sha, string(j), set, id); err != nil {
 			return err
 		}
 	} else {
-		if err := u.ins.QueryRowContext(ctx, tenant, d.Site, d.ListID, d.ItemID, d.Path, d.Generation, sha, string(j)).Scan(&id); err != nil {
+		if err := u.ins.QueryRowContext(ctx, tenant, d.Site, d.ListID, d.ItemID, d.Path, d.Generation, sha, string(j), set).Scan(&id); err != nil {
 			return err
 		}
 		u.ids[d.Key] = id
 	}
-	for _, p := range principals(d.ACL) {
-		if _, err := u.acl.ExecContext(ctx, id, p); err != nil {
-			return err
-		}
-	}
 	u.pending = append(u.pending, ftsRow{id, replace, d.Name, d.Title, d.Path, text})
 	return nil
+}
+
+// aclSet returns the ID of the set of principals ps (sorted, distinct),
+// storing the set the first time; nil for none.
+func (u *upserter) aclSet(ctx context.Context, tenant string, ps []string) (any, error) {
+	if len(ps) == 0 {
+		return nil, nil
+	}
+	h := sha256.New()
+	h.Write([]byte(tenant))
+	for _, p := range ps {
+		h.Write([]byte{0})
+		h.Write([]byte(p))
+	}
+	id := hex.EncodeToString(h.Sum(nil))
+	if u.sets[id] {
+		return id, nil
+	}
+	var one int
+	switch err := u.aclHas.QueryRowContext(ctx, id).Scan(&one); {
+	case errors.Is(err, sql.ErrNoRows):
+		for _, p := range ps {
+			if _, err := u.aclAdd.ExecContext(ctx, id, p); err != nil {
+				return nil, fmt.Errorf("store acl set: %w", err)
+			}
+		}
+	case err != nil:
+		return nil, fmt.Errorf("look up acl set: %w", err)
+	}
+	u.sets[id] = true
+	return id, nil
 }
 
 // flush writes the full-text rows of the documents written so far.
@@ -509,6 +537,11 @@ func (e *Embedded) FinishGeneration(ctx context.Context, tenant string, g ingest
 	if res.Deleted, err = execCount(ctx, tx, "DELETE FROM documents WHERE tenant = ? AND site = ? AND generation <> ?",
 		tenant, g.Site, g.Generation); err != nil {
 		return ingestapi.GenerationResult{}, fmt.Errorf("finish generation %q: delete orphans: %w", g.Generation, err)
+	}
+	// ACL sets no document names any more go with the orphans.
+	if _, err := tx.ExecContext(ctx,
+		"DELETE FROM acl_members WHERE set_id NOT IN (SELECT acl_set FROM documents WHERE acl_set IS NOT NULL)"); err != nil {
+		return ingestapi.GenerationResult{}, fmt.Errorf("finish generation %q: delete unused acl sets: %w", g.Generation, err)
 	}
 	if _, err := tx.ExecContext(ctx,
 		"INSERT INTO generations (tenant, site, generation, deleted, finished_at) VALUES (?, ?, ?, ?, ?)",

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -485,3 +486,73 @@ func TestPutBlobCancelled(t *testing.T) {
 type readerFunc func([]byte) (int, error)
 
 func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+// TestMigrateFromVersion1 opens a database that version 1 of the schema
+// wrote (an ACL row per document and principal, no inline blobs) and
+// checks that its documents keep their ACLs for search trimming, and that
+// new batches and a finished generation work on the migrated database.
+func TestMigrateFromVersion1(t *testing.T) {
+	dir := t.TempDir()
+	db, err := sql.Open("sqlite", filepath.Join(dir, "relay.db")+"?_journal_mode=WAL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := storetest.Doc(1, "/sites/marketing/Shared Documents/old plan.txt")
+	j, _ := json.Marshal(old)
+	for _, q := range []string{
+		store.Migrations[0],
+		"CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (1)",
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.Exec(`INSERT INTO documents (id, tenant, site, list_id, item_id, path, generation, doc) VALUES (7, ?, ?, ?, 1, ?, 'g1', ?)`,
+		storetest.TenantA, old.Site, old.ListID, old.Path, string(j)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO acl VALUES (7, 'sarah@corp.example'); INSERT INTO documents_fts (rowid, name, title, path, body) VALUES (7, 'old plan.txt', '', ?, 'ocelot')`, old.Path); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	e := openAt(t, dir, store.Config{})
+	ctx := t.Context()
+	search := func(text, who string) int {
+		t.Helper()
+		hits, err := e.Search(ctx, storetest.TenantA, store.SearchQuery{Text: text, Principals: []string{who}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(hits)
+	}
+	if s, m := search("ocelot", "sarah@corp.example"), search("ocelot", "mallory@corp.example"); s != 1 || m != 0 {
+		t.Errorf("after migration: sarah sees %d, mallory %d; want 1 and 0", s, m)
+	}
+	// The migrated document is replaced with another ACL; a new one shares it.
+	old.ACL = []ingestapi.ACE{{Kind: "user", Login: `i:0#.w|corp\mallory`, Email: "mallory@corp.example"}}
+	text := []byte("ocelot sightings")
+	fresh := storetest.Doc(2, "/sites/marketing/Shared Documents/new.txt")
+	fresh.ACL, fresh.ContentSHA256 = old.ACL, storetest.SHA256(text)
+	old.Generation, fresh.Generation = "g2", "g2"
+	storetest.Apply(t, e, storetest.TenantA, ingestapi.Batch{ID: "after-migration", Upserts: []ingestapi.Document{old, fresh},
+		Blobs: []ingestapi.InlineBlob{{SHA256: fresh.ContentSHA256, Data: text}}})
+	for _, text := range []string{"plan", "ocelot"} { // the migrated document, the new one
+		if s, m := search(text, "sarah@corp.example"), search(text, "mallory@corp.example"); s != 0 || m != 1 {
+			t.Errorf("after the new batch, %q: sarah sees %d, mallory %d; want 0 and 1", text, s, m)
+		}
+	}
+	if _, err := e.FinishGeneration(ctx, storetest.TenantA, ingestapi.Generation{Site: old.Site, Generation: "g2"}); err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+	db, err = sql.Open("sqlite", filepath.Join(dir, "relay.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var sets int
+	if err := db.QueryRow("SELECT count(DISTINCT set_id) FROM acl_members").Scan(&sets); err != nil || sets != 1 {
+		t.Errorf("acl sets after the generation: %d, %v; want 1 (the migrated one is unused)", sets, err)
+	}
+}

@@ -159,7 +159,7 @@ func (e *Embedded) Search(ctx context.Context, tenant string, q SearchQuery) ([]
 	args := []any{match, tenant}
 	if len(ps) > 0 {
 		j, _ := json.Marshal(ps) // strings always marshal
-		query += ` AND EXISTS (SELECT 1 FROM acl a WHERE a.doc_id = d.id AND a.principal IN (SELECT value FROM json_each(?)))`
+		query += ` AND d.acl_set IN (SELECT set_id FROM acl_members WHERE principal IN (SELECT value FROM json_each(?)))`
 		args = append(args, string(j))
 	}
 	query += " ORDER BY rank, d.site, d.list_id, d.item_id LIMIT ?"

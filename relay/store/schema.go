@@ -69,4 +69,21 @@ CREATE TABLE generations (
 	// 2: small blobs live in the database, stored with the batch that
 	// carries them (ingestapi.Batch.Blobs); NULL data means a file under blobs/.
 	`ALTER TABLE blobs ADD COLUMN data BLOB;`,
+	// 3: documents share ACL sets (most inherit theirs from a list or web)
+	// instead of each holding its own rows: acl_members lists a set's
+	// principals, documents.acl_set names a document's set. Existing
+	// documents keep their rows, as a set of their own.
+	`
+CREATE TABLE acl_members (
+	set_id    TEXT NOT NULL, -- hex SHA-256 of the tenant and the sorted principals
+	principal TEXT NOT NULL, -- lower-cased e-mail or login
+	PRIMARY KEY (set_id, principal)
+) WITHOUT ROWID;
+CREATE INDEX acl_members_principal ON acl_members (principal, set_id);
+ALTER TABLE documents ADD COLUMN acl_set TEXT;
+INSERT INTO acl_members (set_id, principal) SELECT 'doc-' || doc_id, principal FROM acl;
+UPDATE documents SET acl_set = 'doc-' || id WHERE id IN (SELECT doc_id FROM acl);
+DROP TABLE acl;
+CREATE INDEX documents_acl_set ON documents (acl_set);
+`,
 }
