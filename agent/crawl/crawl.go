@@ -8,6 +8,7 @@
 package crawl
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -342,6 +343,8 @@ func (s *siteCrawler) full(ctx context.Context) error {
 	s.mu.Unlock()
 	s.c.cfg.Metrics.phase(s.site, PhaseFull)
 	lists := s.sortedLists()
+	deliveries := newPipeline()
+	defer deliveries.wait()
 	for _, l := range lists {
 		if slices.Contains(cp.DoneLists, l.ID) {
 			continue
@@ -355,14 +358,20 @@ func (s *siteCrawler) full(ctx context.Context) error {
 			if len(buf) == 0 {
 				return nil
 			}
-			docs, err := s.documents(ctx, l, buf)
+			inline := &inlineBlobs{}
+			docs, err := s.documents(ctx, l, buf, inline)
 			if err != nil {
 				return err
 			}
 			last := buf[len(buf)-1].ID
 			buf = buf[:0]
-			b := &ingestapi.Batch{ID: newGeneration(), Upserts: docs}
-			return s.deliver(ctx, b, func(c *Checkpoint) { c.ListID, c.AfterID = l.ID, last })
+			b := &ingestapi.Batch{ID: newGeneration(), Upserts: docs, Blobs: inline.blobs}
+			// The relay commits this batch while the next one downloads.
+			return deliveries.do(func() error {
+				return s.send(ctx, b)
+			}, func() error {
+				return s.acknowledged(b, func(c *Checkpoint) { c.ListID, c.AfterID = l.ID, last })
+			})
 		}
 		err := s.sp.Items(ctx, l, after, s.c.cfg.PageSize, func(it sharepoint.Item) error {
 			if s.excluded(it.FileRef) {
@@ -378,12 +387,17 @@ func (s *siteCrawler) full(ctx context.Context) error {
 		if err == nil {
 			err = flush()
 		}
+		if err == nil {
+			err = deliveries.do(nil, func() error {
+				return s.save(func(c *Checkpoint) { c.DoneLists = append(c.DoneLists, l.ID); c.ListID, c.AfterID = "", 0 })
+			})
+		}
 		if err != nil {
 			return fmt.Errorf("list %q: %w", l.Title, err)
 		}
-		if err := s.save(func(c *Checkpoint) { c.DoneLists = append(c.DoneLists, l.ID); c.ListID, c.AfterID = "", 0 }); err != nil {
-			return err
-		}
+	}
+	if err := deliveries.wait(); err != nil {
+		return err
 	}
 	res, err := s.c.cfg.Relay.FinishGeneration(ctx, ingestapi.Generation{Site: s.site, Generation: cp.Generation})
 	if err != nil {
@@ -468,13 +482,28 @@ func (s *siteCrawler) excluded(p string) bool {
 // deliver sends a batch and, once the relay acknowledged it, moves the
 // checkpoint with update.
 func (s *siteCrawler) deliver(ctx context.Context, b *ingestapi.Batch, update func(*Checkpoint)) error {
-	if len(b.Upserts)+len(b.Deletes)+len(b.DeletePrefixes) > 0 {
-		if _, err := s.c.cfg.Relay.Apply(ctx, b); err != nil {
-			return err
-		}
-		s.c.cfg.Metrics.delivered(s.site, len(b.Upserts), len(b.Deletes)+len(b.DeletePrefixes))
+	if err := s.send(ctx, b); err != nil {
+		return err
 	}
-	n := int64(len(b.Upserts) + len(b.Deletes) + len(b.DeletePrefixes))
+	return s.acknowledged(b, update)
+}
+
+// send delivers a batch, retrying until the relay acknowledges it.
+func (s *siteCrawler) send(ctx context.Context, b *ingestapi.Batch) error {
+	deletes := len(b.Deletes) + len(b.DeletePrefixes) + len(b.DeleteFolders)
+	if len(b.Upserts)+deletes == 0 {
+		return nil
+	}
+	if _, err := s.c.cfg.Relay.Apply(ctx, b); err != nil {
+		return err
+	}
+	s.c.cfg.Metrics.delivered(s.site, len(b.Upserts), deletes)
+	return nil
+}
+
+// acknowledged moves the checkpoint past a batch the relay acknowledged.
+func (s *siteCrawler) acknowledged(b *ingestapi.Batch, update func(*Checkpoint)) error {
+	n := int64(len(b.Upserts) + len(b.Deletes) + len(b.DeletePrefixes) + len(b.DeleteFolders))
 	s.queue.Store(0)
 	return s.save(func(c *Checkpoint) {
 		update(c)
@@ -482,9 +511,128 @@ func (s *siteCrawler) deliver(ctx context.Context, b *ingestapi.Batch, update fu
 	})
 }
 
+// pipeline delivers batches of a full crawl, deliveriesInFlight at once,
+// while the crawl downloads the next: the relay decodes one batch while it
+// commits another. Each delivery's follow-up (moving the checkpoint past
+// the batch) runs in order, once that delivery and every earlier one are
+// acknowledged, so the checkpoint never passes a batch the relay does not
+// have. The batches of a full crawl hold distinct documents, so the order
+// in which the relay applies them does not matter. Once a job fails, no
+// later follow-up runs.
+type pipeline struct {
+	slots  chan struct{} // one per delivery in flight
+	queue  chan *pipelineJob
+	failed chan struct{} // closed at the first error
+	done   chan struct{} // closed when the committer ends
+	err    error         // the first error, set before failed closes
+	once   sync.Once
+}
+
+// deliveriesInFlight bounds a full crawl's batches between the agent and
+// the relay's acknowledgement.
+const deliveriesInFlight = 2
+
+type pipelineJob struct {
+	result chan error
+	then   func() error
+}
+
+func newPipeline() *pipeline {
+	p := &pipeline{
+		slots:  make(chan struct{}, deliveriesInFlight),
+		queue:  make(chan *pipelineJob, deliveriesInFlight),
+		failed: make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	go func() {
+		defer close(p.done)
+		for j := range p.queue {
+			err := <-j.result
+			if p.err != nil {
+				continue // drain
+			}
+			if err == nil && j.then != nil {
+				err = j.then()
+			}
+			if err != nil {
+				p.err = err
+				close(p.failed)
+			}
+		}
+	}()
+	return p
+}
+
+// do starts deliver (nil: nothing to deliver) and queues then to run after
+// it and every earlier job, waiting while deliveriesInFlight are under
+// way. It returns the error of an earlier job, if one failed; nothing more
+// runs then.
+func (p *pipeline) do(deliver, then func() error) error {
+	select {
+	case <-p.failed:
+		return p.err
+	default:
+	}
+	j := &pipelineJob{result: make(chan error, 1), then: then}
+	if deliver == nil {
+		j.result <- nil
+	} else {
+		select {
+		case <-p.failed:
+			return p.err
+		case p.slots <- struct{}{}:
+		}
+		go func() {
+			err := deliver()
+			<-p.slots
+			j.result <- err
+		}()
+	}
+	select {
+	case <-p.failed:
+		return p.err
+	case p.queue <- j:
+		return nil
+	}
+}
+
+// wait lets what is under way finish and returns the first error. Calls
+// after the first return the same.
+func (p *pipeline) wait() error {
+	p.once.Do(func() { close(p.queue) })
+	<-p.done
+	return p.err
+}
+
+// inlineBlobs gathers the small files one batch carries, within
+// ingestapi.MaxInlineBatchBytes.
+type inlineBlobs struct {
+	mu    sync.Mutex
+	size  int
+	blobs []ingestapi.InlineBlob
+}
+
+// add takes data for the batch, unless that would make it too large.
+func (b *inlineBlobs) add(sum string, data []byte) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, have := range b.blobs {
+		if have.SHA256 == sum {
+			return true
+		}
+	}
+	if b.size+len(data) > ingestapi.MaxInlineBatchBytes {
+		return false
+	}
+	b.size += len(data)
+	b.blobs = append(b.blobs, ingestapi.InlineBlob{SHA256: sum, Data: data})
+	return true
+}
+
 // documents builds the documents of items, fetching content and ACLs
-// Concurrency at a time, in the items' order.
-func (s *siteCrawler) documents(ctx context.Context, l sharepoint.List, items []sharepoint.Item) ([]ingestapi.Document, error) {
+// Concurrency at a time, in the items' order. Small files go into inline
+// (the batch carries them); others are uploaded as blobs.
+func (s *siteCrawler) documents(ctx context.Context, l sharepoint.List, items []sharepoint.Item, inline *inlineBlobs) ([]ingestapi.Document, error) {
 	docs := make([]ingestapi.Document, len(items))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.c.cfg.Concurrency)
@@ -495,7 +643,7 @@ func (s *siteCrawler) documents(ctx context.Context, l sharepoint.List, items []
 	var aclMu sync.Mutex
 	for i, it := range items {
 		g.Go(func() error {
-			d, err := s.document(gctx, l, it, &aclMu)
+			d, err := s.document(gctx, l, it, &aclMu, inline)
 			if err != nil {
 				return fmt.Errorf("item %d (%s): %w", it.ID, it.FileRef, err)
 			}
@@ -509,7 +657,7 @@ func (s *siteCrawler) documents(ctx context.Context, l sharepoint.List, items []
 	return docs, nil
 }
 
-func (s *siteCrawler) document(ctx context.Context, l sharepoint.List, it sharepoint.Item, aclMu *sync.Mutex) (ingestapi.Document, error) {
+func (s *siteCrawler) document(ctx context.Context, l sharepoint.List, it sharepoint.Item, aclMu *sync.Mutex, inline *inlineBlobs) (ingestapi.Document, error) {
 	cp := s.checkpoint()
 	d := ingestapi.Document{
 		Key:        ingestapi.Key{Site: s.site, ListID: l.ID, ItemID: it.ID},
@@ -540,7 +688,7 @@ func (s *siteCrawler) document(ctx context.Context, l sharepoint.List, it sharep
 			d.ContentType = "application/octet-stream"
 		}
 		if max := s.c.cfg.MaxFileSize; max > 0 && it.Length <= max {
-			sum, n, err := s.content(ctx, l, it)
+			sum, n, err := s.content(ctx, l, it, inline)
 			if err != nil {
 				return d, err
 			}
@@ -561,14 +709,32 @@ func (s *siteCrawler) document(ctx context.Context, l sharepoint.List, it sharep
 	return d, nil
 }
 
-// content downloads a file to a temporary file while hashing it, uploads
-// it to the relay as a blob, and returns its SHA-256 and size.
-func (s *siteCrawler) content(ctx context.Context, l sharepoint.List, it sharepoint.Item) (string, int64, error) {
-	r, err := s.sp.OpenFile(ctx, l.WebURL, it.FileRef)
+// content downloads a file and returns its SHA-256 and size. A small file
+// is read into memory and carried by the batch (inline) while the batch
+// has room; any other is spooled to a temporary file while hashing it and
+// uploaded to the relay as a blob, never held in memory whole.
+func (s *siteCrawler) content(ctx context.Context, l sharepoint.List, it sharepoint.Item, inline *inlineBlobs) (string, int64, error) {
+	rc, err := s.sp.OpenFile(ctx, l.WebURL, it.FileRef)
 	if err != nil {
 		return "", 0, err
 	}
-	defer r.Close()
+	defer rc.Close()
+	var r io.Reader = rc
+	if it.Length <= ingestapi.MaxInlineBlobBytes {
+		data, err := io.ReadAll(io.LimitReader(rc, ingestapi.MaxInlineBlobBytes+1))
+		if err != nil {
+			return "", 0, fmt.Errorf("download: %w", err)
+		}
+		if len(data) <= ingestapi.MaxInlineBlobBytes {
+			h := sha256.Sum256(data)
+			sum := hex.EncodeToString(h[:])
+			if inline.add(sum, data) {
+				return sum, int64(len(data)), nil
+			}
+		}
+		// Longer than its listed length, or the batch is full.
+		r = io.MultiReader(bytes.NewReader(data), rc)
+	}
 	f, err := os.CreateTemp(s.c.cfg.TempDir, "dl-*")
 	if err != nil {
 		return "", 0, err
