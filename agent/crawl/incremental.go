@@ -39,7 +39,7 @@ type ops struct {
 	s       *siteCrawler
 	upserts map[ingestapi.Key]upsert
 	order   []ingestapi.Key
-	deletes map[ingestapi.Key]bool
+	deletes map[ingestapi.Key]bool // true: delete the stored subtree too (deleteTree)
 }
 
 type upsert struct {
@@ -60,7 +60,18 @@ func (o *ops) upsert(l sharepoint.List, it sharepoint.Item) {
 	o.upserts[k] = upsert{l, it}
 }
 
+// delete removes the document k.
 func (o *ops) delete(k ingestapi.Key) {
+	delete(o.upserts, k)
+	if _, ok := o.deletes[k]; !ok {
+		o.deletes[k] = false
+	}
+}
+
+// deleteTree removes the document k and, if it is a folder, what the relay
+// stored under its path: the item is gone from the source, and its
+// descendants with it, under whatever name the relay last saw.
+func (o *ops) deleteTree(k ingestapi.Key) {
 	delete(o.upserts, k)
 	o.deletes[k] = true
 }
@@ -69,8 +80,12 @@ func (o *ops) delete(k ingestapi.Key) {
 func (o *ops) flush(ctx context.Context) error {
 	if len(o.deletes) > 0 {
 		b := &ingestapi.Batch{ID: newGeneration()}
-		for k := range o.deletes {
-			b.Deletes = append(b.Deletes, k)
+		for k, tree := range o.deletes {
+			if tree {
+				b.DeleteFolders = append(b.DeleteFolders, k)
+			} else {
+				b.Deletes = append(b.Deletes, k)
+			}
 		}
 		if err := o.s.deliver(ctx, b, func(*Checkpoint) {}); err != nil {
 			return err
@@ -88,6 +103,7 @@ func (o *ops) flush(ctx context.Context) error {
 		pending = pending[n:]
 		// Group by list, as documents() fetches per list.
 		var docs []ingestapi.Document
+		inline := &inlineBlobs{}
 		byList := map[string][]sharepoint.Item{}
 		lists := map[string]sharepoint.List{}
 		var listOrder []string
@@ -99,13 +115,13 @@ func (o *ops) flush(ctx context.Context) error {
 			lists[u.list.ID] = u.list
 		}
 		for _, id := range listOrder {
-			d, err := o.s.documents(ctx, lists[id], byList[id])
+			d, err := o.s.documents(ctx, lists[id], byList[id], inline)
 			if err != nil {
 				return err
 			}
 			docs = append(docs, d...)
 		}
-		if err := o.s.deliver(ctx, &ingestapi.Batch{ID: newGeneration(), Upserts: docs}, func(*Checkpoint) {}); err != nil {
+		if err := o.s.deliver(ctx, &ingestapi.Batch{ID: newGeneration(), Upserts: docs, Blobs: inline.blobs}, func(*Checkpoint) {}); err != nil {
 			return err
 		}
 	}
@@ -175,13 +191,15 @@ func (s *siteCrawler) applyChanges(ctx context.Context, page []sharepoint.Change
 		k := ingestapi.Key{Site: s.site, ListID: l.ID, ItemID: ch.ItemID}
 		switch ch.Type {
 		case sharepoint.ChangeDeleteObject, sharepoint.ChangeMoveAway:
-			o.delete(k)
+			o.deleteTree(k)
 			if ch.ServerRelativeURL != "" && ch.ServerRelativeURL != "/" {
 				// A folder delete is logged once, for the folder: its
 				// descendants go by path. Deliver it alone and now.
 				if err := o.flush(ctx); err != nil {
 					return err
 				}
+				// (The flush deleted under the path the relay stored, which
+				// is older if the agent never read a rename.)
 				b := &ingestapi.Batch{ID: newGeneration(), DeletePrefixes: []ingestapi.PathPrefix{{Site: s.site, Path: ch.ServerRelativeURL}}}
 				if err := s.deliver(ctx, b, func(*Checkpoint) {}); err != nil {
 					return err
@@ -194,7 +212,7 @@ func (s *siteCrawler) applyChanges(ctx context.Context, page []sharepoint.Change
 			}
 			it, ok := items[k]
 			if !ok {
-				o.delete(k) // gone since the change was logged
+				o.deleteTree(k) // gone since the change was logged
 				continue
 			}
 			if s.excluded(it.FileRef) {

@@ -128,6 +128,11 @@ type Batch struct {
 	// prefix or lies under it (a folder delete, which SharePoint logs only
 	// for the folder).
 	DeletePrefixes []PathPrefix `json:"delete_prefixes,omitempty"`
+	// DeleteFolders remove the document with each Key and every document
+	// under the path the relay has stored for it: a folder deleted or moved
+	// away after a rename the relay never saw, whose descendants still have
+	// paths under its old name. A key the relay does not have is fine.
+	DeleteFolders []Key `json:"delete_folders,omitempty"`
 	// Blobs carries the content of small files that upserts name by
 	// ContentSHA256, stored with the batch in one commit. Each is at most
 	// MaxInlineBlobBytes, together at most MaxInlineBatchBytes.
@@ -192,6 +197,11 @@ func (b *Batch) Validate() error {
 	for i, p := range b.DeletePrefixes {
 		if p.Site == "" || p.Path == "" || p.Path[0] != '/' {
 			errs = append(errs, fmt.Errorf("delete_prefixes[%d]: site and an absolute path are required", i))
+		}
+	}
+	for i, k := range b.DeleteFolders {
+		if err := k.validate(); err != nil {
+			errs = append(errs, fmt.Errorf("delete_folders[%d]: %w", i, err))
 		}
 	}
 	total := 0

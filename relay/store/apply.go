@@ -23,8 +23,8 @@ type querier interface {
 }
 
 // Apply applies b for the tenant in one transaction, committed with
-// synchronous=FULL before it returns. Deletes and delete_prefixes run
-// before upserts, so a batch that deletes a folder and upserts what is now
+// synchronous=FULL before it returns. Deletes, delete_prefixes and
+// delete_folders run, in that order, before upserts, so a batch that deletes a folder and upserts what is now
 // under the same path leaves the upserted documents. A delete prefix
 // matches the path itself and every path under path+"/", byte for byte
 // (case-sensitive, no wildcards). The batch's inline blobs are stored in
@@ -91,6 +91,25 @@ func (e *Embedded) Apply(ctx context.Context, tenant string, b ingestapi.Batch) 
 		n, err := deletePrefix(ctx, tx, tenant, p)
 		if err != nil {
 			return ingestapi.BatchResult{}, fmt.Errorf("apply batch %q: delete_prefixes[%d]: %w", b.ID, i, err)
+		}
+		res.Deleted += n
+	}
+	for i, k := range b.DeleteFolders {
+		if err := e.fail("delete_folder", i); err != nil {
+			return ingestapi.BatchResult{}, fmt.Errorf("apply batch %q: delete_folders[%d]: %w", b.ID, i, err)
+		}
+		var p string
+		err := tx.QueryRowContext(ctx, "SELECT path FROM documents WHERE tenant = ? AND site = ? AND list_id = ? AND item_id = ?",
+			tenant, k.Site, k.ListID, k.ItemID).Scan(&p)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return ingestapi.BatchResult{}, fmt.Errorf("apply batch %q: delete_folders[%d]: %w", b.ID, i, err)
+		}
+		n, err := deletePrefix(ctx, tx, tenant, ingestapi.PathPrefix{Site: k.Site, Path: p})
+		if err != nil {
+			return ingestapi.BatchResult{}, fmt.Errorf("apply batch %q: delete_folders[%d]: %w", b.ID, i, err)
 		}
 		res.Deleted += n
 	}

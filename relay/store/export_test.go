@@ -1,7 +1,7 @@
 package store
 
 // SetApplyHook installs a function that Apply runs at each stage of its
-// transaction ("delete", "delete_prefix", "upsert" with the index, then
+// transaction ("delete", "delete_prefix", "delete_folder", "upsert" with the index, then
 // "record"); an error aborts the transaction there, as a crash would.
 // Set it before any concurrent use.
 func SetApplyHook(e *Embedded, h func(stage string, i int) error) { e.hook = h }

@@ -20,7 +20,7 @@ type Store interface {
 	// returns ErrNotFound when the tenant has no such blob. The caller closes it.
 	OpenBlob(ctx context.Context, tenant, sha256 string) (io.ReadCloser, int64, error)
 	// Apply applies a batch atomically and durably: its deletes, then its
-	// delete_prefixes, then its upserts. Applying a batch ID again changes
+	// delete_prefixes, then its delete_folders, then its upserts. Applying a batch ID again changes
 	// nothing and returns the first result with Duplicate set. A batch whose
 	// upserts name blobs the tenant does not have is refused with
 	// *MissingBlobError; a reused ID with different content with

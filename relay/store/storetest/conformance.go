@@ -26,6 +26,7 @@ func Run(t *testing.T, open Opener) {
 		{"BlobReadError", testBlobReadError},
 		{"ApplyChanges", testApplyChanges},
 		{"DeletePrefix", testDeletePrefix},
+		{"DeleteFolders", testDeleteFolders},
 		{"Replay", testReplay},
 		{"ReplayConflict", testReplayConflict},
 		{"MissingBlob", testMissingBlob},
@@ -276,6 +277,30 @@ func testDeletePrefix(t *testing.T, open Opener) {
 				t.Errorf("left:\n got %q\nwant %q", got, left)
 			}
 		})
+	}
+}
+
+// testDeleteFolders deletes folders by key: each folder's document and
+// everything under the path stored for it, whatever path the batch's
+// other parts name.
+func testDeleteFolders(t *testing.T, open Opener) {
+	s := open(t)
+	const root = "/sites/marketing/Docs"
+	folder := Doc(1, root+"/100% Ready")
+	folder.Kind = "folder"
+	ups := []ingestapi.Document{folder, Doc(2, root+"/100% Ready/a.txt"), Doc(3, root+"/100% Ready/sub/b.txt"),
+		Doc(4, root+"/100% Ready-not inside.txt"), Doc(5, root+"/Renamed/c.txt")}
+	Apply(t, s, TenantA, ingestapi.Batch{ID: "fill", Upserts: ups})
+	res := Apply(t, s, TenantA, ingestapi.Batch{ID: "del", DeletePrefixes: []ingestapi.PathPrefix{{Site: Site, Path: root + "/Renamed"}},
+		DeleteFolders: []ingestapi.Key{folder.Key, {Site: Site, ListID: ListID, ItemID: 99}}})
+	if res.Deleted != 4 {
+		t.Errorf("got %d deleted, want 4: the folder, its two files, and the file under the prefix", res.Deleted)
+	}
+	if got := SortedPaths(All(t, s, TenantA, "", 0)); !slices.Equal(got, []string{root + "/100% Ready-not inside.txt"}) {
+		t.Errorf("left %q, want only the sibling whose name starts like the folder's", got)
+	}
+	if _, err := s.Apply(t.Context(), TenantA, ingestapi.Batch{ID: "bad", DeleteFolders: []ingestapi.Key{{Site: Site}}}); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("a folder key without list and item: got %v, want ErrInvalid", err)
 	}
 }
 
