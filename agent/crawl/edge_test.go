@@ -379,7 +379,6 @@ func TestCrawlPermissionChanges(t *testing.T) {
 // SP.ChangeGroup). The readers of every item the group reaches change,
 // those of items with unique permissions naming the group included.
 func TestCrawlGroupMembershipChanges(t *testing.T) {
-	t.Skip("the client's SP.ChangeQuery does not set Group, so SharePoint returns no SP.ChangeGroup (agent/sharepoint/api.go Changes); remove this skip once it does")
 	w, newUser, _ := permWorld(t, 27, "grp")
 	site := w.siteRef()
 	w.runPermSteps([]permStep{
@@ -551,13 +550,10 @@ func TestCrawlSharePoint2013(t *testing.T) {
 // renamed and then deleted, or renamed and then moved to another library.
 // The change log names the folder only by its new URL, which its files'
 // documents in the store never had; they must go nonetheless.
-//
-// Known bug: they stay. The rename's item is gone when the agent reads it,
-// and the DeleteObject or MoveAway carries the new URL, so the delete by
-// path prefix misses the documents under the old one. A fix needs the
-// store to remove a folder's subtree by the folder's key (its stored path).
+// The rename's item is gone when the agent reads it, and the DeleteObject
+// or MoveAway carries the new URL, so the agent also asks the relay to
+// delete under the path it stored for the folder's key (DeleteFolders).
 func TestCrawlFolderRenamedThenGone(t *testing.T) {
-	t.Skip("known bug: a folder renamed and then deleted or moved to another list before the agent reads the rename leaves its files' documents in the store")
 	w := newWorld(t, edgeSpec(28, "mv"))
 	w.waitSynced(2*time.Minute, "full crawl")
 	site := w.siteRef()

@@ -623,7 +623,8 @@ func (c *Client) Changes(ctx context.Context, token string, fn func(page []Chang
 			"SystemUpdate": true, "RoleAssignmentAdd": true, "RoleAssignmentDelete": true, "RoleDefinitionAdd": true,
 			"RoleDefinitionUpdate": true, "RoleDefinitionDelete": true, "GroupMembershipAdd": true, "GroupMembershipDelete": true,
 			"SecurityPolicy": true,
-			"Item":           true, "File": true, "Folder": true, "List": true, "Web": true, "Site": false,
+			// Group: membership changes (SP.ChangeGroup) reach what the group may read.
+			"Item": true, "File": true, "Folder": true, "List": true, "Web": true, "Site": false, "Group": true,
 			"FetchLimit": "1000",
 		})
 		if token != "" {
