@@ -5,7 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -240,4 +243,73 @@ func latencies(t *testing.T, w *world) []time.Duration {
 		out = append(out, time.Since(start))
 	}
 	return out
+}
+
+// TestStreamMemoryReport measures the real bridge-agent's memory while it
+// crawls a 1 GiB file: downloaded from the emulator, spooled, hashed and
+// uploaded to the relay through the tunnel. It prints the agent's resident
+// set when idle after a small crawl and its peak (VmHWM, since the process
+// started) once the file is in the relay's store, against the 100 MiB
+// target, and the file's end-to-end rate. It runs only with -bench.report.
+func TestStreamMemoryReport(t *testing.T) {
+	if !*benchReport {
+		t.Skip("run with -args -bench.report")
+	}
+	if raceEnabled {
+		t.Skip("the race detector distorts the figures")
+	}
+	const size = 1 << 30
+	w := newProcWorld(t, spemu.Spec{Seed: 19, SiteNames: []string{"big"}, Libraries: 1, Lists: 0, ItemsPerList: 50,
+		PlainNames: true, MaxSize: 4 << 10}, procOptions{protocol: "auto", maxFileSizeMB: 2 << 10})
+	w.waitAgent(time.Minute, "the small crawl done", func(s crawl.SiteStatus) bool { return s.Phase == crawl.PhaseIncremental })
+	idle := procMemory(t, w.agent.cmd.Process.Pid, "VmRSS")
+
+	lib := ""
+	for _, e := range w.entries() {
+		if e.Kind == spemu.KindFile {
+			lib = e.FileRef[:len(e.FileRef)-len(e.Name)-1]
+			break
+		}
+	}
+	start := time.Now()
+	big, err := w.emu.AddFile(lib, "one-gibibyte.bin", spemu.FileSpec{Size: size, Seed: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := int64(len(w.entries()))
+	for deadline := time.Now().Add(5 * time.Minute); w.relayDocuments() < want; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not in the relay's store after 5 minutes: %+v", big.FileRef, w.status())
+		}
+	}
+	elapsed := time.Since(start)
+	peak := procMemory(t, w.agent.cmd.Process.Pid, "VmHWM")
+	w.waitSynced(time.Minute, "after the 1 GiB file") // the stored blob has the file's SHA-256
+
+	report("crawl_1gib_file_agent_idle_rss", float64(idle)/(1<<20), "MiB")
+	report("crawl_1gib_file_agent_peak_rss", float64(peak)/(1<<20), "MiB")
+	report("crawl_1gib_file_agent_peak_rss_target", 100, "MiB")
+	report("crawl_1gib_file_agent_peak_rss_vs_target", float64(peak)/(100<<20), "ratio")
+	report("crawl_1gib_file_end_to_end", size/elapsed.Seconds()/1e6, "MB/s")
+}
+
+// procMemory reads one memory figure (VmRSS, VmHWM) of process pid, in
+// bytes, from /proc/pid/status.
+func procMemory(t *testing.T, pid int, field string) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatalf("read the agent's memory: %v", err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				t.Fatalf("/proc/%d/status: %q: %v", pid, line, err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatalf("/proc/%d/status has no %s", pid, field)
+	return 0
 }

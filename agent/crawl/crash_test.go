@@ -52,7 +52,7 @@ import (
 //     an update and deletes.
 func TestCrashKillAgentAndRelay(t *testing.T) {
 	w := newProcWorld(t, spemu.Spec{Seed: 13, SiteNames: []string{"crash"}, Libraries: 2, Lists: 1, ItemsPerList: 800,
-		FolderDepth: 1, FolderBreadth: 3, MaxSize: 4 << 10}, "auto", false)
+		FolderDepth: 1, FolderBreadth: 3, MaxSize: 4 << 10}, procOptions{protocol: "auto"})
 	entries := w.entries()
 	files := countFiles(entries, nil)
 	t.Logf("source: %d documents, %d files", len(entries), files)
@@ -182,7 +182,7 @@ func TestCrashKillAgentAndRelay(t *testing.T) {
 // the store equals the source with no duplicates.
 func TestCrashCutTunnelMidBatch(t *testing.T) {
 	w := newProcWorld(t, spemu.Spec{Seed: 17, SiteNames: []string{"cut"}, Libraries: 2, Lists: 1, ItemsPerList: 700,
-		FolderDepth: 1, FolderBreadth: 2, MaxSize: 4 << 10}, "tcp", true)
+		FolderDepth: 1, FolderBreadth: 2, MaxSize: 4 << 10}, procOptions{protocol: "tcp", forward: true})
 	entries := w.entries()
 	files := countFiles(entries, nil)
 	t.Logf("source: %d documents, %d files", len(entries), files)
@@ -264,7 +264,14 @@ type procWorld struct {
 	client                        *http.Client
 }
 
-func newProcWorld(t *testing.T, spec spemu.Spec, protocol string, forward bool) *procWorld {
+// procOptions shape a procWorld.
+type procOptions struct {
+	protocol      string // the agent's tunnel protocol: auto, quic or tcp
+	forward       bool   // put a cutting forwarder between agent and relay
+	maxFileSizeMB int64  // the agent's sharepoint.max_file_size_mb; 0 keeps the default
+}
+
+func newProcWorld(t *testing.T, spec spemu.Spec, o procOptions) *procWorld {
 	t.Helper()
 	agentBin, relayBin := crashBinaries(t)
 	w := &procWorld{t: t, dir: t.TempDir(), client: &http.Client{Timeout: 5 * time.Second}}
@@ -336,11 +343,15 @@ tunnel:
 	}
 
 	relays := w.relayAddr
-	if forward {
+	if o.forward {
 		w.fwd = newForwarder(t, w.relayAddr)
 		relays = w.fwd.addr()
 	}
 	w.write("sp-password", w.password)
+	extra := ""
+	if o.maxFileSizeMB > 0 {
+		extra = fmt.Sprintf("  max_file_size_mb: %d\n", o.maxFileSizeMB)
+	}
 	w.write("agent.yaml", fmt.Sprintf(`relays: [%q]
 connections: 1
 protocol: %s
@@ -362,7 +373,7 @@ sharepoint:
   concurrency: 4
   requests_per_second: 2000
   state_dir: crawl-state
-`, relays, protocol, w.agentOps, w.site))
+%s`, relays, o.protocol, w.agentOps, w.site, extra))
 	w.agent = &proc{name: "agent", bin: agentBin, args: []string{"run", "--config", filepath.Join(w.dir, "agent.yaml")}, log: filepath.Join(w.dir, "agent.log")}
 	w.agent.ready = func() error { _, err := w.get("http://" + w.agentOps + "/status"); return err }
 	w.agent.start(t)
