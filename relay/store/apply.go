@@ -162,18 +162,44 @@ func (e *Embedded) storeInline(ctx context.Context, tx *sql.Tx, tenant string, b
 	if len(blobs) == 0 {
 		return nil
 	}
-	st, err := tx.PrepareContext(ctx, "INSERT INTO blobs (tenant, sha256, size, created_at, data) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
+	has, err := tx.PrepareContext(ctx, "SELECT 1 FROM blobs WHERE tenant = ? AND sha256 = ?")
 	if err != nil {
 		return fmt.Errorf("store inline blobs: %w", err)
 	}
-	defer st.Close()
+	defer has.Close()
+	put, err := tx.PrepareContext(ctx, "INSERT INTO blob_data (data) VALUES (?) RETURNING id")
+	if err != nil {
+		return fmt.Errorf("store inline blobs: %w", err)
+	}
+	defer put.Close()
+	rec, err := tx.PrepareContext(ctx, "INSERT INTO blobs (tenant, sha256, size, created_at, data_id) VALUES (?, ?, ?, ?, ?)")
+	if err != nil {
+		return fmt.Errorf("store inline blobs: %w", err)
+	}
+	defer rec.Close()
 	now := e.cfg.Now().Unix()
+	seen := make(map[string]bool, len(blobs))
 	for i, bl := range blobs {
+		if seen[bl.SHA256] {
+			continue
+		}
+		seen[bl.SHA256] = true
+		var one int
+		switch err := has.QueryRowContext(ctx, tenant, bl.SHA256).Scan(&one); {
+		case err == nil:
+			continue // stored before, inline or as a file
+		case !errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("blobs[%d]: look up: %w", i, err)
+		}
 		data := bl.Data
 		if data == nil {
-			data = []byte{} // empty content, not "on disk"
+			data = []byte{} // empty content, not NULL
 		}
-		if _, err := st.ExecContext(ctx, tenant, bl.SHA256, len(bl.Data), now, data); err != nil {
+		var id int64
+		if err := put.QueryRowContext(ctx, data).Scan(&id); err != nil {
+			return fmt.Errorf("blobs[%d]: store: %w", i, err)
+		}
+		if _, err := rec.ExecContext(ctx, tenant, bl.SHA256, len(bl.Data), now, id); err != nil {
 			return fmt.Errorf("blobs[%d]: store: %w", i, err)
 		}
 	}

@@ -120,7 +120,9 @@ func (e *Embedded) OpenBlob(ctx context.Context, tenant, sha string) (io.ReadClo
 		inDB bool
 		data []byte
 	)
-	err := e.rdb.QueryRowContext(ctx, "SELECT size, data IS NOT NULL, data FROM blobs WHERE tenant = ? AND sha256 = ?", tenant, sha).Scan(&size, &inDB, &data)
+	err := e.rdb.QueryRowContext(ctx, `SELECT b.size, b.data_id IS NOT NULL, d.data FROM blobs b
+		LEFT JOIN blob_data d ON d.id = b.data_id
+		WHERE b.tenant = ? AND b.sha256 = ?`, tenant, sha).Scan(&size, &inDB, &data)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, 0, fmt.Errorf("open blob %s: %w", sha, ErrNotFound)
 	}
@@ -142,7 +144,7 @@ func (e *Embedded) OpenBlob(ctx context.Context, tenant, sha string) (io.ReadClo
 
 // dbBlob returns the data of a small blob kept in the database, with ok.
 func (e *Embedded) dbBlob(ctx context.Context, tenant, sha string) (data []byte, ok bool, err error) {
-	err = e.rdb.QueryRowContext(ctx, "SELECT data FROM blobs WHERE tenant = ? AND sha256 = ? AND data IS NOT NULL", tenant, sha).Scan(&data)
+	err = e.rdb.QueryRowContext(ctx, "SELECT d.data FROM blobs b JOIN blob_data d ON d.id = b.data_id WHERE b.tenant = ? AND b.sha256 = ?", tenant, sha).Scan(&data)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil, false, nil
@@ -156,7 +158,7 @@ func (e *Embedded) dbBlob(ctx context.Context, tenant, sha string) (data []byte,
 // when it is kept in the database or its file is on disk.
 func (e *Embedded) dbBlobSize(ctx context.Context, tenant, sha string) (size int64, ok bool, err error) {
 	var inDB bool
-	err = e.rdb.QueryRowContext(ctx, "SELECT size, data IS NOT NULL FROM blobs WHERE tenant = ? AND sha256 = ?", tenant, sha).Scan(&size, &inDB)
+	err = e.rdb.QueryRowContext(ctx, "SELECT size, data_id IS NOT NULL FROM blobs WHERE tenant = ? AND sha256 = ?", tenant, sha).Scan(&size, &inDB)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return 0, false, nil

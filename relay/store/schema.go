@@ -67,8 +67,18 @@ CREATE TABLE generations (
 ) WITHOUT ROWID;
 `,
 	// 2: small blobs live in the database, stored with the batch that
-	// carries them (ingestapi.Batch.Blobs); NULL data means a file under blobs/.
-	`ALTER TABLE blobs ADD COLUMN data BLOB;`,
+	// carries them (ingestapi.Batch.Blobs); a blob without a row here is a
+	// file under blobs/. (A rowid table: rows of kilobytes would bloat a
+	// WITHOUT ROWID one.)
+	// blobs.data_id names its row; appended in rowid order, so storing one
+	// costs no random index page.
+	`
+CREATE TABLE blob_data (
+	id   INTEGER PRIMARY KEY,
+	data BLOB NOT NULL
+);
+ALTER TABLE blobs ADD COLUMN data_id INTEGER REFERENCES blob_data (id);
+`,
 	// 3: documents share ACL sets (most inherit theirs from a list or web)
 	// instead of each holding its own rows: acl_members lists a set's
 	// principals, documents.acl_set names a document's set. Existing
@@ -85,5 +95,9 @@ INSERT INTO acl_members (set_id, principal) SELECT 'doc-' || doc_id, principal F
 UPDATE documents SET acl_set = 'doc-' || id WHERE id IN (SELECT doc_id FROM acl);
 DROP TABLE acl;
 CREATE INDEX documents_acl_set ON documents (acl_set);
+-- Blobs are never deleted, so nothing looks documents up by blob; the
+-- index cost a random page write per document. A blob collector brings
+-- the index it needs.
+DROP INDEX documents_blob;
 `,
 }
