@@ -213,6 +213,11 @@ func (c *Client) item(raw json.RawMessage) (Item, error) {
 	if err := json.Unmarshal(raw, &j); err != nil {
 		return Item{}, fmt.Errorf("sharepoint item: %w", err)
 	}
+	return c.itemFrom(j), nil
+}
+
+// itemFrom makes an Item of its JSON, in either format.
+func (c *Client) itemFrom(j itemJSON) Item {
 	it := Item{ID: j.ID, UniqueID: normGUID(j.UniqueID), Title: j.Title, FileRef: j.FileRef, FileLeafRef: j.FileLeafRef, FileDirRef: j.FileDirRef,
 		IsFolder: j.FileSystemObjectType == 1, Version: j.UIVersionString, Created: c.localTime(j.Created), Modified: c.localTime(j.Modified),
 		HasUniqueRoles: j.HasUniqueRoleAssignments}
@@ -245,7 +250,7 @@ func (c *Client) item(raw json.RawMessage) (Item, error) {
 	if it.FileLeafRef == "" && it.FileRef != "" {
 		it.FileLeafRef = it.FileRef[strings.LastIndexByte(it.FileRef, '/')+1:]
 	}
-	return it, nil
+	return it
 }
 
 // localTime re-reads a time parsed as UTC in the site's zone when the
@@ -272,11 +277,8 @@ func (c *Client) Items(ctx context.Context, l List, afterID, pageSize int, fn fu
 	if afterID > 0 {
 		u += fmt.Sprintf("&$filter=Id%%20gt%%20%d", afterID)
 	}
-	err := c.each(ctx, l.WebURL, u, "items", func(e json.RawMessage) error {
-		it, err := c.item(e)
-		if err != nil {
-			return err
-		}
+	err := eachOf(ctx, c, l.WebURL, u, "items", func(j itemJSON) error {
+		it := c.itemFrom(j)
 		if it.ID <= afterID {
 			return nil
 		}
@@ -432,12 +434,8 @@ func (c *Client) ItemsByID(ctx context.Context, l List, ids []int, fn func(Item)
 				fmt.Fprintf(&f, "Id%%20eq%%20%d", id)
 			}
 			u := c.abs(l.WebURL, fmt.Sprintf("%s/items?%s&$top=%d&$filter=%s", listPath(l), itemSelect, n, f.String()))
-			err := c.each(ctx, l.WebURL, u, "items", func(e json.RawMessage) error {
-				it, err := c.item(e)
-				if err != nil {
-					return err
-				}
-				return fn(it)
+			err := eachOf(ctx, c, l.WebURL, u, "items", func(j itemJSON) error {
+				return fn(c.itemFrom(j))
 			})
 			if !IsCode(err, CodeThrottled) {
 				if err != nil {
@@ -571,7 +569,9 @@ func rawList(raw json.RawMessage) []json.RawMessage {
 	if json.Unmarshal(raw, &arr) == nil {
 		return arr
 	}
-	var vc verboseCollection
+	var vc struct {
+		Results []json.RawMessage `json:"results"`
+	}
 	if json.Unmarshal(raw, &vc) == nil {
 		return vc.Results
 	}

@@ -617,12 +617,17 @@ func (c *Client) postJSON(ctx context.Context, u, kind string, body any) ([]byte
 // each GETs a collection and calls fn for every entry, following next
 // links (absolute or relative) to the end.
 func (c *Client) each(ctx context.Context, webURL, u, kind string, fn func(json.RawMessage) error) error {
+	return eachOf(ctx, c, webURL, u, kind, fn)
+}
+
+// eachOf is each with the entries decoded as T.
+func eachOf[T any](ctx context.Context, c *Client, webURL, u, kind string, fn func(T) error) error {
 	for u != "" {
 		b, err := c.getJSON(ctx, u, kind)
 		if err != nil {
 			return err
 		}
-		entries, next, err := decodeCollection(b)
+		entries, next, err := decodeCollectionOf[T](b)
 		if err != nil {
 			return fmt.Errorf("sharepoint %s: %w", redactURL(u), err)
 		}

@@ -11,41 +11,44 @@ import (
 	"time"
 )
 
-// envelope holds both OData shapes SharePoint answers with: verbose
+// SharePoint answers in two OData shapes: verbose
 // ({"d":{"results":[...],"__next":...}} or {"d":{entity}}) and JSON Light
 // ({"value":[...],"odata.nextLink":...} or the bare entity).
-type envelope struct {
-	D        json.RawMessage   `json:"d"`
-	Value    []json.RawMessage `json:"value"`
-	NextLink string            `json:"odata.nextLink"`
-	// JSON Light with full metadata names it "@odata.nextLink" on newer servers.
-	NextLink4 string `json:"@odata.nextLink"`
-}
-
-type verboseCollection struct {
-	Results []json.RawMessage `json:"results"`
-	Next    string            `json:"__next"`
-}
 
 // decodeCollection returns a collection's entries and its next link (empty
 // at the end) from either format.
 func decodeCollection(body []byte) ([]json.RawMessage, string, error) {
-	var env envelope
-	if err := json.Unmarshal(body, &env); err != nil {
+	return decodeCollectionOf[json.RawMessage](body)
+}
+
+// collectionOf is a collection page in either format, its entries decoded
+// as T in the same pass.
+type collectionOf[T any] struct {
+	D *struct {
+		Results []T    `json:"results"`
+		Next    string `json:"__next"`
+	} `json:"d"`
+	Value    []T    `json:"value"`
+	NextLink string `json:"odata.nextLink"`
+	// JSON Light with full metadata names it "@odata.nextLink" on newer servers.
+	NextLink4 string `json:"@odata.nextLink"`
+}
+
+// decodeCollectionOf is decodeCollection with the entries decoded as T in
+// one pass over the page (a page of items is most of what a crawl parses).
+func decodeCollectionOf[T any](body []byte) ([]T, string, error) {
+	var c collectionOf[T]
+	if err := json.Unmarshal(body, &c); err != nil {
 		return nil, "", fmt.Errorf("decode collection: %w", err)
 	}
-	if len(env.D) > 0 {
-		var vc verboseCollection
-		if err := json.Unmarshal(env.D, &vc); err != nil {
-			return nil, "", fmt.Errorf("decode verbose collection: %w", err)
-		}
-		return vc.Results, vc.Next, nil
+	if c.D != nil {
+		return c.D.Results, c.D.Next, nil
 	}
-	next := env.NextLink
+	next := c.NextLink
 	if next == "" {
-		next = env.NextLink4
+		next = c.NextLink4
 	}
-	return env.Value, next, nil
+	return c.Value, next, nil
 }
 
 // decodeEntity returns one entity's JSON from either format.
