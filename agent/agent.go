@@ -255,6 +255,7 @@ func New(cfg Config, log *slog.Logger, version string, getenv func(string) strin
 	}
 	a.ops = &endpoint.Ops{
 		Addr:     cfg.Ops.Listen,
+		Pprof:    cfg.Ops.Pprof,
 		Gatherer: reg,
 		Ready:    a.ready,
 		Status:   func() any { return a.Status() },

@@ -192,6 +192,7 @@ func New(cfg Config, log *slog.Logger, version string) (*Relay, error) {
 	r.agents = &http.Client{Transport: srv.HTTPTransport(), Timeout: 30 * time.Second}
 	r.ops = &endpoint.Ops{
 		Addr:     cfg.Ops.Listen,
+		Pprof:    cfg.Ops.Pprof,
 		Gatherer: reg,
 		Ready:    func() error { return nil },
 		Status:   func() any { return r.Status() },

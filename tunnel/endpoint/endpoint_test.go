@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -134,5 +135,22 @@ func TestNewLogger(t *testing.T) {
 	}
 	if _, err := NewLogger(&buf, "", "loud"); err == nil {
 		t.Error("level loud accepted")
+	}
+}
+
+// TestOpsPprof serves Go's profiles only when asked to.
+func TestOpsPprof(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		o := &Ops{Pprof: on}
+		srv := httptest.NewServer(o.Handler())
+		resp, err := http.Get(srv.URL + "/debug/pprof/cmdline")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if want := map[bool]int{false: 404, true: 200}[on]; resp.StatusCode != want {
+			t.Errorf("pprof %v: /debug/pprof/cmdline = %d, want %d", on, resp.StatusCode, want)
+		}
+		srv.Close()
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +20,8 @@ import (
 type OpsConfig struct {
 	// Listen is the ops server's address; keep it on loopback.
 	Listen string `yaml:"listen"`
+	// Pprof serves Go's profiles under /debug/pprof/ (off by default).
+	Pprof bool `yaml:"pprof"`
 }
 
 // Ops is the operations HTTP server of an agent or relay, meant for a
@@ -28,6 +31,7 @@ type OpsConfig struct {
 //	/readyz   200 when Ready returns nil, else 503 with the reason
 //	/metrics  Prometheus metrics from Gatherer
 //	/status   JSON from Status
+//	/debug/pprof/  Go's profiles, when Pprof is set
 type Ops struct {
 	// Addr is the listen address. Zero means "127.0.0.1:0".
 	Addr string
@@ -41,6 +45,8 @@ type Ops struct {
 	Extra func(*http.ServeMux)
 	// Logger receives the server's errors. Nil means no logging.
 	Logger *slog.Logger
+	// Pprof serves net/http/pprof's profiles under /debug/pprof/.
+	Pprof bool
 
 	ln net.Listener
 }
@@ -92,6 +98,13 @@ func (o *Ops) Handler() http.Handler {
 			enc.SetIndent("", "  ")
 			enc.Encode(o.Status())
 		})
+	}
+	if o.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
 	if o.Extra != nil {
 		o.Extra(mux)
