@@ -34,9 +34,12 @@ const (
 )
 
 // TestCrawlReport measures the crawl and prints BENCH lines (make bench):
-//   - full-crawl items/s through the tunnel into the relay's store, against
+//   - full-crawl items/s into the relay's store through the tunnel, against
 //     the emulator's own serving rate (the same listing and downloads by a
-//     bare client, same concurrency) measured in the same run;
+//     bare client at the same concurrency) measured in the same world
+//     afterwards: once with agent and relay in this process (one Go
+//     scheduler shares the two cores), once with the real bridge-agent and
+//     bridge-relay binaries as child processes;
 //   - the requests of an incremental pass after 1 % churn, against those of
 //     the full crawl;
 //   - the time from a change in the emulator to its presence in the store,
@@ -52,13 +55,13 @@ func TestCrawlReport(t *testing.T) {
 	}
 	spec := spemu.Spec{Seed: 11, SiteNames: []string{"bench"}, Libraries: benchLibraries, ItemsPerList: benchPerLibrary,
 		MinSize: 512, MaxSize: 4 << 10, PlainNames: true, UniqueEvery: 100}
+
+	// Full crawl in process.
 	w := newWorldWith(t, spec, worldOptions{quiet: true, agentEdit: func(c *agent.Config) {
 		c.SharePoint.PollInterval = benchPoll
 		c.SharePoint.Concurrency = benchConcurrency
 		c.SharePoint.RequestsPerSecond = 1e6
 	}})
-
-	// Full crawl.
 	deadline := time.Now().Add(15 * time.Minute)
 	for w.status().Phase != crawl.PhaseIncremental {
 		if time.Now().After(deadline) {
@@ -76,9 +79,7 @@ func TestCrawlReport(t *testing.T) {
 	if diff := w.diff(); diff != "" {
 		t.Fatalf("after the full crawl the store differs: %s", diff)
 	}
-
-	// The emulator's serving rate: the same listing and downloads, nothing else.
-	served, elapsed := serve(t, w)
+	served, elapsed := serve(t, w.site, "Zq9-sp-password")
 	if served != entries {
 		t.Fatalf("the bare client read %d items, the snapshot has %d", served, entries)
 	}
@@ -106,6 +107,29 @@ func TestCrawlReport(t *testing.T) {
 	report("crawl_change_latency_max", lat[len(lat)-1].Seconds(), "s")
 	report("crawl_change_latency_budget", budget.Seconds(), "s")
 	report("crawl_change_latency_max_vs_budget", lat[len(lat)-1].Seconds()/budget.Seconds(), "ratio")
+	w.stopAgent()
+	w.stopRelay()
+
+	// Full crawl by the real binaries.
+	pw := newProcWorld(t, spec, procOptions{protocol: "auto", poll: benchPoll, concurrency: benchConcurrency, rate: 1e6})
+	st = pw.waitAgent(15*time.Minute, "the full crawl", func(s crawl.SiteStatus) bool { return s.Phase == crawl.PhaseIncremental })
+	if st.Items < int64(entries) {
+		t.Fatalf("the binaries' full crawl read %d items of %d", st.Items, entries)
+	}
+	procRate := float64(entries) / st.FullDone.Sub(st.FullStarted).Seconds()
+	pw.agent.kill(t) // the baseline runs alone
+	served, elapsed = serve(t, pw.site, pw.password)
+	if served != entries {
+		t.Fatalf("the bare client read %d items, the snapshot has %d", served, entries)
+	}
+	pw.relay.kill(t)
+	if d := pw.storeDiff(nil); d != "" {
+		t.Fatalf("after the binaries' full crawl the relay's store differs from the source: %s", d)
+	}
+	procServe := float64(served) / elapsed.Seconds()
+	report("crawl_full_processes_items_per_s", procRate, "items/s")
+	report("crawl_emulator_serving_processes_items_per_s", procServe, "items/s")
+	report("crawl_full_processes_vs_serving", procRate/procServe, "ratio")
 }
 
 func report(name string, value float64, unit string) {
@@ -123,10 +147,10 @@ func requests(s spemu.Stats) int64 {
 // serve reads every item of the site the way the crawl does (webs, lists,
 // item pages, file content) with a bare client at the crawl's
 // concurrency, discarding what it reads.
-func serve(t *testing.T, w *world) (int, time.Duration) {
+func serve(t *testing.T, site, password string) (int, time.Duration) {
 	t.Helper()
-	c, err := sharepoint.New(sharepoint.Config{SiteURL: w.site, Version: "bench", RequestsPerSecond: 1e6, Connections: benchConcurrency,
-		Auth: sharepoint.Auth{Method: "ntlm", Username: `CONTOSO\svc-bridge`, Password: "Zq9-sp-password"}})
+	c, err := sharepoint.New(sharepoint.Config{SiteURL: site, Version: "bench", RequestsPerSecond: 1e6, Connections: benchConcurrency,
+		Auth: sharepoint.Auth{Method: "ntlm", Username: `CONTOSO\svc-bridge`, Password: sharepoint.Secret(password)}})
 	if err != nil {
 		t.Fatal(err)
 	}

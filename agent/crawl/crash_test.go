@@ -10,6 +10,7 @@ package crawl_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	crand "crypto/rand"
 	"encoding/json"
@@ -269,6 +270,10 @@ type procOptions struct {
 	protocol      string // the agent's tunnel protocol: auto, quic or tcp
 	forward       bool   // put a cutting forwarder between agent and relay
 	maxFileSizeMB int64  // the agent's sharepoint.max_file_size_mb; 0 keeps the default
+	// The agent's sharepoint.poll_interval, concurrency and
+	// requests_per_second; zero means 500ms, 4 and 2000.
+	poll              time.Duration
+	concurrency, rate int
 }
 
 func newProcWorld(t *testing.T, spec spemu.Spec, o procOptions) *procWorld {
@@ -317,6 +322,7 @@ pki:
   state_dir: relay-state
 ops:
   listen: %s
+  pprof: true
 store:
   dir: store
 tunnel:
@@ -360,6 +366,7 @@ pki:
   state_dir: agent-state
 ops:
   listen: %s
+  pprof: true
 tunnel:
   backoff_max: 1s
   drain_timeout: 2s
@@ -369,11 +376,11 @@ sharepoint:
     method: ntlm
     username: CONTOSO\svc-bridge
     password_file: sp-password
-  poll_interval: 500ms
-  concurrency: 4
-  requests_per_second: 2000
+  poll_interval: %s
+  concurrency: %d
+  requests_per_second: %d
   state_dir: crawl-state
-%s`, relays, o.protocol, w.agentOps, w.site, extra))
+%s`, relays, o.protocol, w.agentOps, w.site, cmp.Or(o.poll, 500*time.Millisecond), cmp.Or(o.concurrency, 4), cmp.Or(o.rate, 2000), extra))
 	w.agent = &proc{name: "agent", bin: agentBin, args: []string{"run", "--config", filepath.Join(w.dir, "agent.yaml")}, log: filepath.Join(w.dir, "agent.log")}
 	w.agent.ready = func() error { _, err := w.get("http://" + w.agentOps + "/status"); return err }
 	w.agent.start(t)
