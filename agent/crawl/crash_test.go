@@ -573,36 +573,9 @@ func (w *procWorld) storeDiff(only func(spemu.Entry) bool) string {
 		}
 		q.Cursor = page.Next
 	}
-	var problems []string
-	seen := map[string]bool{}
 	entries := w.entries()
-	for _, e := range entries {
-		if only != nil && !only(e) {
-			continue
-		}
-		k := fmt.Sprintf("%s|%d", e.ListID, e.ItemID)
-		seen[k] = true
-		d, ok := stored[k]
-		switch {
-		case !ok:
-			problems = append(problems, "missing "+e.FileRef)
-		case d.Path != e.FileRef || d.Name != e.Name || d.Kind != string(e.Kind) || d.Version != e.Version || d.UniqueID != e.UniqueID:
-			problems = append(problems, fmt.Sprintf("differs %s: store %s %s %s v%s, source %s %s %s v%s", k, d.Path, d.Name, d.Kind, d.Version, e.FileRef, e.Name, e.Kind, e.Version))
-		case e.Kind == spemu.KindFile && (d.Size != e.Size || d.ContentSHA256 != e.SHA256):
-			problems = append(problems, fmt.Sprintf("content of %s: store %d %s, source %d %s", e.FileRef, d.Size, d.ContentSHA256, e.Size, e.SHA256))
-		case !sameReaders(d.ACL, "user", e.Readers) || !sameReaders(d.ACL, "directory group", e.ReaderGroups):
-			problems = append(problems, fmt.Sprintf("readers of %s: store %v, source %v and groups %v", e.FileRef, d.ACL, e.Readers, e.ReaderGroups))
-		}
-		if len(problems) > 5 {
-			break
-		}
-	}
+	problems := compareStore(entries, stored, only)
 	if only == nil {
-		for k, d := range stored {
-			if !seen[k] && len(problems) <= 5 {
-				problems = append(problems, "extra "+d.Path)
-			}
-		}
 		stats, err := st.Stats(ctx, tenant)
 		if err != nil {
 			return err.Error()

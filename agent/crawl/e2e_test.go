@@ -234,10 +234,24 @@ func (w *world) diff() string {
 	if err != nil {
 		return err.Error()
 	}
+	var entries []spemu.Entry
+	for _, e := range w.emu.Snapshot() {
+		if strings.HasPrefix(e.SiteURL+"/", "/sites/"+strings.TrimPrefix(w.site, w.emuURL+"/sites/")+"/") {
+			entries = append(entries, e)
+		}
+	}
+	return strings.Join(compareStore(entries, stored, nil), "; ")
+}
+
+// compareStore compares documents stored (keyed "<list id>|<item id>")
+// with the source's entries: of the entries only selects (nil: all, and
+// then no others may be stored), the same documents, versions, paths,
+// content and readers. It returns at most a few problems.
+func compareStore(entries []spemu.Entry, stored map[string]ingestapi.Document, only func(spemu.Entry) bool) []string {
 	var problems []string
 	seen := map[string]bool{}
-	for _, e := range w.emu.Snapshot() {
-		if !strings.HasPrefix(e.SiteURL+"/", "/sites/"+strings.TrimPrefix(w.site, w.emuURL+"/sites/")+"/") {
+	for _, e := range entries {
+		if only != nil && !only(e) {
 			continue
 		}
 		k := fmt.Sprintf("%s|%d", e.ListID, e.ItemID)
@@ -254,15 +268,17 @@ func (w *world) diff() string {
 			problems = append(problems, fmt.Sprintf("readers of %s: store %v, source %v and groups %v", e.FileRef, d.ACL, e.Readers, e.ReaderGroups))
 		}
 		if len(problems) > 5 {
-			break
+			return problems
 		}
 	}
-	for k, d := range stored {
-		if !seen[k] && len(problems) <= 5 {
-			problems = append(problems, "extra "+d.Path)
+	if only == nil {
+		for k, d := range stored {
+			if !seen[k] && len(problems) <= 5 {
+				problems = append(problems, "extra "+d.Path)
+			}
 		}
 	}
-	return strings.Join(problems, "; ")
+	return problems
 }
 
 // storedDocs reads the relay's store, keyed "<list id>|<item id>".
