@@ -392,8 +392,8 @@ func prepareUpsert(ctx context.Context, tx *sql.Tx) (*upserter, error) {
 		p     **sql.Stmt
 		query string
 	}{
-		{&u.ins, "INSERT INTO documents (tenant, site, list_id, item_id, path, generation, content_sha256, doc, acl_set) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"},
-		{&u.upd, "UPDATE documents SET path = ?, generation = ?, content_sha256 = ?, doc = ?, acl_set = ? WHERE id = ?"},
+		{&u.ins, "INSERT INTO documents (tenant, site, list_id, item_id, path, generation, content_sha256, doc, acl_set, modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"},
+		{&u.upd, "UPDATE documents SET path = ?, generation = ?, content_sha256 = ?, doc = ?, acl_set = ?, modified = ? WHERE id = ?"},
 		{&u.aclHas, "SELECT 1 FROM acl_members WHERE set_id = ? LIMIT 1"},
 		{&u.aclAdd, "INSERT INTO acl_members (set_id, principal) VALUES (?, ?) ON CONFLICT DO NOTHING"},
 		{&u.ftsDel, "DELETE FROM documents_fts WHERE rowid = ?"},
@@ -476,11 +476,11 @@ func (u *upserter) do(ctx context.Context, tenant string, d ingestapi.Document, 
 	}
 	id, replace := u.ids[d.Key]
 	if replace {
-		if _, err := u.upd.ExecContext(ctx, d.Path, d.Generation, sha, string(j), set, id); err != nil {
+		if _, err := u.upd.ExecContext(ctx, d.Path, d.Generation, sha, string(j), set, d.Modified.UnixNano(), id); err != nil {
 			return err
 		}
 	} else {
-		if err := u.ins.QueryRowContext(ctx, tenant, d.Site, d.ListID, d.ItemID, d.Path, d.Generation, sha, string(j), set).Scan(&id); err != nil {
+		if err := u.ins.QueryRowContext(ctx, tenant, d.Site, d.ListID, d.ItemID, d.Path, d.Generation, sha, string(j), set, d.Modified.UnixNano()).Scan(&id); err != nil {
 			return err
 		}
 		u.ids[d.Key] = id

@@ -529,6 +529,15 @@ func TestMigrateFromVersion1(t *testing.T) {
 	if s, m := search("ocelot", "sarah@corp.example"), search("ocelot", "mallory@corp.example"); s != 1 || m != 0 {
 		t.Errorf("after migration: sarah sees %d, mallory %d; want 1 and 0", s, m)
 	}
+	// Migration 4 read the modification time out of the stored document.
+	for _, tc := range []struct {
+		since time.Time
+		want  int
+	}{{old.Modified, 1}, {old.Modified.Add(time.Second), 0}} {
+		if got, err := e.Recent(ctx, storetest.TenantA, store.RecentQuery{Since: tc.since}); err != nil || len(got) != tc.want {
+			t.Errorf("after migration, modified since %v: %d documents, %v; want %d", tc.since, len(got), err, tc.want)
+		}
+	}
 	// The migrated document is replaced with another ACL; a new one shares it.
 	old.ACL = []ingestapi.ACE{{Kind: "user", Login: `i:0#.w|corp\mallory`, Email: "mallory@corp.example"}}
 	text := []byte("ocelot sightings")

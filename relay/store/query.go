@@ -143,13 +143,8 @@ func (e *Embedded) Search(ctx context.Context, tenant string, q SearchQuery) ([]
 	if match == "" {
 		return nil, nil
 	}
-	var ps []string
-	for _, p := range q.Principals {
-		if p = normPrincipal(p); p != "" {
-			ps = append(ps, p)
-		}
-	}
-	if len(q.Principals) > 0 && len(ps) == 0 {
+	ps, visible := principalsJSON(q.Principals)
+	if !visible {
 		return nil, nil // principals given, none usable: nothing is visible
 	}
 	query := `SELECT d.doc, bm25(documents_fts, 10.0, 5.0, 2.0, 1.0) AS rank,
@@ -157,10 +152,9 @@ func (e *Embedded) Search(ctx context.Context, tenant string, q SearchQuery) ([]
 	FROM documents_fts JOIN documents d ON d.id = documents_fts.rowid
 	WHERE documents_fts MATCH ? AND d.tenant = ?`
 	args := []any{match, tenant}
-	if len(ps) > 0 {
-		j, _ := json.Marshal(ps) // strings always marshal
-		query += ` AND d.acl_set IN (SELECT set_id FROM acl_members WHERE principal IN (SELECT value FROM json_each(?)))`
-		args = append(args, string(j))
+	if ps != "" {
+		query += aclFilter
+		args = append(args, ps)
 	}
 	query += " ORDER BY rank, d.site, d.list_id, d.item_id LIMIT ?"
 	args = append(args, limit)
@@ -190,6 +184,82 @@ func (e *Embedded) Search(ctx context.Context, tenant string, q SearchQuery) ([]
 		return nil, fmt.Errorf("search: %w", err)
 	}
 	return hits, nil
+}
+
+// Recent returns the tenant's documents by modification time, newest first.
+func (e *Embedded) Recent(ctx context.Context, tenant string, q RecentQuery) ([]ingestapi.Document, error) {
+	if err := e.begin(tenant); err != nil {
+		return nil, fmt.Errorf("recent documents: %w", err)
+	}
+	limit, err := clampLimit(q.Limit, DefaultSearchLimit, MaxSearchLimit)
+	if err != nil {
+		return nil, fmt.Errorf("recent documents: %w", err)
+	}
+	ps, visible := principalsJSON(q.Principals)
+	if !visible {
+		return nil, nil
+	}
+	query := "SELECT d.doc FROM documents d WHERE d.tenant = ?"
+	args := []any{tenant}
+	if !q.Since.IsZero() {
+		query += " AND d.modified >= ?"
+		args = append(args, q.Since.UnixNano())
+	}
+	if q.Site != "" {
+		query += " AND d.site = ?"
+		args = append(args, q.Site)
+	}
+	if ps != "" {
+		query += aclFilter
+		args = append(args, ps)
+	}
+	query += " ORDER BY d.modified DESC, d.id DESC LIMIT ?"
+	args = append(args, limit)
+	rows, err := e.rdb.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("recent documents: %w", err)
+	}
+	defer rows.Close()
+	var docs []ingestapi.Document
+	for rows.Next() {
+		var j string
+		if err := rows.Scan(&j); err != nil {
+			return nil, fmt.Errorf("recent documents: %w", err)
+		}
+		d, err := decodeDoc(j)
+		if err != nil {
+			return nil, fmt.Errorf("recent documents: %w", err)
+		}
+		docs = append(docs, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("recent documents: %w", err)
+	}
+	return docs, nil
+}
+
+// aclFilter keeps documents whose ACL set holds one of the principals in
+// the JSON array bound to it.
+const aclFilter = ` AND d.acl_set IN (SELECT set_id FROM acl_members WHERE principal IN (SELECT value FROM json_each(?)))`
+
+// principalsJSON normalizes principals into a JSON array for aclFilter. It
+// returns "" when there are none (no trimming) and visible false when some
+// were given but none is usable (nothing is visible).
+func principalsJSON(principals []string) (ps string, visible bool) {
+	var norm []string
+	for _, p := range principals {
+		if p = normPrincipal(p); p != "" {
+			norm = append(norm, p)
+		}
+	}
+	if len(principals) > 0 && len(norm) == 0 {
+		return "", false
+	}
+	if len(norm) == 0 {
+		return "", true
+	}
+	j, _ := json.Marshal(norm) // strings always marshal
+	return string(j), true
 }
 
 // Stats counts the tenant's documents, sites, blobs and batches.

@@ -100,4 +100,12 @@ CREATE INDEX documents_acl_set ON documents (acl_set);
 -- the index it needs.
 DROP INDEX documents_blob;
 `,
+	// 4: documents.modified (unix nanoseconds, UTC) for "what changed
+	// lately" (Store.Recent), filled from the stored JSON for existing rows.
+	`
+ALTER TABLE documents ADD COLUMN modified INTEGER NOT NULL DEFAULT 0;
+UPDATE documents SET modified = CAST(ROUND((julianday(json_extract(doc, '$.modified')) - 2440587.5) * 86400000) AS INTEGER) * 1000000
+	WHERE json_extract(doc, '$.modified') IS NOT NULL;
+CREATE INDEX documents_modified ON documents (tenant, modified);
+`,
 }

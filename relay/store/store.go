@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"io"
+	"time"
 
 	"github.com/mcc-bridge/bridge/agent/ingestapi"
 )
@@ -39,6 +40,8 @@ type Store interface {
 	// Search finds the tenant's documents whose name, title, path or plain
 	// text content match every word of q.Text, best first.
 	Search(ctx context.Context, tenant string, q SearchQuery) ([]Hit, error)
+	// Recent returns the tenant's documents modified lately, newest first.
+	Recent(ctx context.Context, tenant string, q RecentQuery) ([]ingestapi.Document, error)
 	// Stats counts what the tenant has stored.
 	Stats(ctx context.Context, tenant string) (Stats, error)
 	// Close releases the store. It is idempotent; other methods then return ErrClosed.
@@ -88,6 +91,19 @@ type SearchQuery struct {
 	// searcher, compared case-insensitively with each ACE's Email and Login.
 	// A document is returned only when one of them matches. Empty means no
 	// trimming: every matching document is returned.
+	Principals []string
+}
+
+// RecentQuery selects recently modified documents.
+type RecentQuery struct {
+	// Since excludes documents modified before it; zero means no bound.
+	Since time.Time
+	// Site restricts the result to one site; empty means every site.
+	Site string
+	// Limit is the maximum number of documents; zero means
+	// DefaultSearchLimit, and it is capped at MaxSearchLimit.
+	Limit int
+	// Principals trims the result as SearchQuery.Principals does.
 	Principals []string
 }
 

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/mcc-bridge/bridge/agent/ingestapi"
 	"github.com/mcc-bridge/bridge/relay/store"
@@ -37,6 +38,7 @@ func Run(t *testing.T, open Opener) {
 		{"Search", testSearch},
 		{"SearchACL", testSearchACL},
 		{"SearchReindex", testSearchReindex},
+		{"Recent", testRecent},
 		{"ListPaging", testListPaging},
 		{"ListStableUnderWrites", testListStableUnderWrites},
 		{"Concurrent", testConcurrent},
@@ -984,5 +986,60 @@ func testClose(t *testing.T, open Opener) {
 	}
 	if _, _, err := s.PutBlob(t.Context(), TenantA, SHA256(nil), strings.NewReader("")); !errors.Is(err, store.ErrClosed) {
 		t.Errorf("PutBlob after Close: got %v, want ErrClosed", err)
+	}
+}
+
+func testRecent(t *testing.T, open Opener) {
+	s := open(t)
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	mk := func(item int, p string, age time.Duration, acl ...ingestapi.ACE) ingestapi.Document {
+		d := Doc(item, p)
+		d.Modified = base.Add(-age)
+		if acl != nil {
+			d.ACL = acl
+		}
+		return d
+	}
+	john := ingestapi.ACE{Kind: "user", Login: `i:0#.w|corp\john`, Email: "john@corp.example"}
+	Apply(t, s, TenantA, ingestapi.Batch{ID: "r1", Upserts: []ingestapi.Document{
+		mk(1, "/r/old.txt", 48*time.Hour),
+		mk(2, "/r/new.txt", time.Minute),
+		mk(3, "/r/johns.txt", 2*time.Minute, john),
+		mk(4, "/r/mid.txt", time.Hour),
+	}})
+	Apply(t, s, TenantB, ingestapi.Batch{ID: "r1", Upserts: []ingestapi.Document{mk(9, "/r/other-tenant.txt", 0)}})
+	// An update moves a document to the front.
+	Apply(t, s, TenantA, ingestapi.Batch{ID: "r2", Upserts: []ingestapi.Document{mk(1, "/r/old.txt", 0)}})
+	paths := func(ds []ingestapi.Document) []string {
+		var out []string
+		for _, d := range ds {
+			out = append(out, d.Path)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		q    store.RecentQuery
+		want []string
+	}{
+		{"all, newest first", store.RecentQuery{}, []string{"/r/old.txt", "/r/new.txt", "/r/johns.txt", "/r/mid.txt"}},
+		{"limit", store.RecentQuery{Limit: 2}, []string{"/r/old.txt", "/r/new.txt"}},
+		{"since", store.RecentQuery{Since: base.Add(-90 * time.Second)}, []string{"/r/old.txt", "/r/new.txt"}},
+		{"principals", store.RecentQuery{Principals: []string{"JOHN@corp.example"}}, []string{"/r/johns.txt"}},
+		{"unusable principals", store.RecentQuery{Principals: []string{" "}}, nil},
+		{"other site", store.RecentQuery{Site: "https://sp.corp.example/sites/other"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := s.Recent(t.Context(), TenantA, tc.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(paths(got), tc.want) {
+				t.Errorf("got %q, want %q", paths(got), tc.want)
+			}
+		})
+	}
+	if _, err := s.Recent(t.Context(), TenantA, store.RecentQuery{Limit: -1}); err == nil {
+		t.Error("a negative limit was accepted")
 	}
 }
