@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -22,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mcc-bridge/bridge/agent/crawl"
+	"github.com/mcc-bridge/bridge/agent/sharepoint"
 	"github.com/mcc-bridge/bridge/pki/enroll"
 	"github.com/mcc-bridge/bridge/pki/renew"
 	"github.com/mcc-bridge/bridge/tunnel"
@@ -338,6 +340,18 @@ func (a *Agent) Handler() http.Handler {
 			"agent": a.id.Agent, "tenant": a.id.Tenant, "version": a.version, "time": time.Now().UTC(),
 		})
 	})
+	// GET /v1/crawl/status is the crawl's progress per site.
+	mux.HandleFunc("GET /v1/crawl/status", func(w http.ResponseWriter, r *http.Request) {
+		st := []crawl.SiteStatus{}
+		if a.crawler != nil {
+			st = a.crawler.Status()
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"agent": a.id.Agent, "tenant": a.id.Tenant, "sites": st})
+	})
+	// GET /v1/sharepoint/file?site=S&web=W&path=P streams the current
+	// content of a file of a crawled site (the relay's on-demand reads).
+	mux.HandleFunc("GET /v1/sharepoint/file", a.serveFile)
 	// GET /v1/diag/bytes?n=N streams N zero bytes (at most 1 GiB): the
 	// relay measures throughput to the agent with it.
 	mux.HandleFunc("GET /v1/diag/bytes", func(w http.ResponseWriter, r *http.Request) {
@@ -358,6 +372,40 @@ func (a *Agent) Handler() http.Handler {
 		}
 	})
 	return mux
+}
+
+// serveFile streams a file of a crawled site. Status codes: 404 when the
+// file is not served (site not configured, path outside it or excluded)
+// or does not exist, 502 when SharePoint fails.
+func (a *Agent) serveFile(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	site, web, p := q.Get("site"), q.Get("web"), q.Get("path")
+	if a.crawler == nil {
+		http.Error(w, "this agent crawls no SharePoint site", http.StatusNotFound)
+		return
+	}
+	if site == "" || web == "" || p == "" {
+		http.Error(w, "site, web and path are required", http.StatusBadRequest)
+		return
+	}
+	body, err := a.crawler.OpenFile(r.Context(), site, web, p)
+	switch {
+	case errors.Is(err, crawl.ErrNotServed):
+		http.Error(w, err.Error(), http.StatusNotFound)
+		return
+	case sharepoint.IsNotFound(err):
+		http.Error(w, "the file does not exist in SharePoint", http.StatusNotFound)
+		return
+	case err != nil:
+		a.log.Warn("on-demand file read failed", "site", site, "err", err)
+		http.Error(w, "SharePoint failed: "+err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer body.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	if _, err := io.Copy(w, body); err != nil {
+		a.log.Warn("on-demand file read cut", "site", site, "err", err)
+	}
 }
 
 // Listen binds the loopback ops socket, so that its address is known before
