@@ -26,7 +26,7 @@ build: ## build bridge-agent and bridge-relay into bin/
 run: build ## start a relay and an enrolled agent here (state in .run/); Ctrl-C stops both
 	./installer/devrun/run.sh
 
-deps: ## install what the tests need when missing: tinyproxy (a real CONNECT proxy), MIT Kerberos (a real KDC), the step CLI and step-ca
+deps: ## install what the tests need when missing: tinyproxy (a real CONNECT proxy), MIT Kerberos (a real KDC), the step CLI and step-ca, chromium (headless)
 	@mkdir -p $(TOOLS)
 	@$(TOOLS)/step version 2>/dev/null | grep -q '$(STEP_VERSION:v%=%)' || { \
 		echo "installing the step CLI $(STEP_VERSION) into .tools/bin"; \
@@ -45,6 +45,12 @@ deps: ## install what the tests need when missing: tinyproxy (a real CONNECT pro
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && \
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends krb5-kdc krb5-admin-server krb5-user >/dev/null; }
+
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+		echo "installing chromium (Debian package) for the dashboard's headless browser test"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
 test: deps ## run every test with the race detector
 	BRIDGE_REQUIRE_EXTERNAL=1 $(GO) test -race -count=1 -timeout 20m ./...

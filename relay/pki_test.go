@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -125,9 +126,17 @@ func enrollAgent(t *testing.T, r *testRelay, tenant, agentID string) enroll.Stor
 type testAgent struct {
 	*agent.Agent
 	logs func() string
+	// stop ends the agent and waits for it; it is idempotent.
+	stop func()
 }
 
 func startAgent(t *testing.T, st enroll.Store, protocol tunnel.Protocol, relays ...string) *testAgent {
+	t.Helper()
+	return startAgentWith(t, st, protocol, relays, nil, func(string) string { return "" })
+}
+
+// startAgentWith is startAgent with a configuration edit and an environment.
+func startAgentWith(t *testing.T, st enroll.Store, protocol tunnel.Protocol, relays []string, edit func(*agent.Config), getenv func(string) string) *testAgent {
 	t.Helper()
 	cfg := agent.DefaultConfig()
 	cfg.Relays = relays
@@ -138,19 +147,23 @@ func startAgent(t *testing.T, st enroll.Store, protocol tunnel.Protocol, relays 
 	cfg.Ops.Listen = "127.0.0.1:0"
 	cfg.Tunnel.BackoffMax = time.Second
 	cfg.Tunnel.DrainTimeout = 2 * time.Second
+	if edit != nil {
+		edit(&cfg)
+	}
 	log, logs := tunneltest.Logger(t)
-	a, err := agent.New(cfg, log, "test", func(string) string { return "" })
+	a, err := agent.New(cfg, log, "test", getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
+	stop := sync.OnceFunc(func() {
 		cancel()
 		<-done
 	})
-	return &testAgent{Agent: a, logs: logs}
+	t.Cleanup(stop)
+	return &testAgent{Agent: a, logs: logs, stop: stop}
 }
 
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {

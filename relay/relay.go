@@ -19,6 +19,7 @@ import (
 	"github.com/mcc-bridge/bridge/pki/renew"
 	"github.com/mcc-bridge/bridge/pki/stepca"
 	"github.com/mcc-bridge/bridge/pki/verify"
+	"github.com/mcc-bridge/bridge/relay/dashboard"
 	"github.com/mcc-bridge/bridge/relay/ingest"
 	"github.com/mcc-bridge/bridge/relay/store"
 	"github.com/mcc-bridge/bridge/tunnel"
@@ -50,6 +51,8 @@ type Config struct {
 	Tunnel TunnelConfig `yaml:"tunnel"`
 	// Store is where what agents crawl is kept.
 	Store StoreConfig `yaml:"store"`
+	// API is the platform's front door: the dispatcher.
+	API APIConfig `yaml:"api"`
 }
 
 // StoreConfig is the store section.
@@ -79,6 +82,7 @@ func DefaultConfig() Config {
 		Log:    endpoint.LogConfig{Level: "info", Format: "text"},
 		Tunnel: TunnelConfig{Heartbeat: 500 * time.Millisecond, DrainTimeout: 30 * time.Second},
 		Store:  StoreConfig{Dir: "store"},
+		API:    APIConfig{Policies: "policies", Audit: "audit", Timeout: 30 * time.Second, Rate: 200, Burst: 400},
 		PKI: PKIConfig{
 			CA:          EmbeddedCAConfig{Listen: "127.0.0.1:9000"},
 			Provisioner: stepca.AgentProvisioner,
@@ -96,7 +100,7 @@ func LoadConfig(path string) (Config, error) {
 
 // Paths lists the configuration's paths, for endpoint.LoadConfig.
 func (c *Config) Paths() []*string {
-	return append(append(c.TLS.Paths(), c.PKI.paths()...), &c.Store.Dir)
+	return append(append(append(c.TLS.Paths(), c.PKI.paths()...), &c.Store.Dir), c.API.paths()...)
 }
 
 // Validate checks the configuration for mistakes an admin can fix.
@@ -111,6 +115,7 @@ func (c Config) Validate() error {
 	case c.TLS.Cert == "" || c.TLS.Key == "" || c.TLS.CA == "":
 		errs = append(errs, errors.New("tls: cert, key and ca are required (or a pki section)"))
 	}
+	errs = append(errs, c.API.validate()...)
 	if c.QUIC != nil && c.TCP != nil && !*c.QUIC && !*c.TCP {
 		errs = append(errs, errors.New("quic and tcp are both off: agents could not connect"))
 	}
@@ -119,17 +124,21 @@ func (c Config) Validate() error {
 
 // Relay is a running bridge-relay.
 type Relay struct {
-	cfg    Config
-	log    *slog.Logger
-	server *tunnelserver.Server
-	ops    *endpoint.Ops
-	agents *http.Client
-	id     string
-	pki    *pkiParts // nil with fixed tls files
-	store  *store.Embedded
-	ingest *ingest.Handler
+	cfg     Config
+	log     *slog.Logger
+	server  *tunnelserver.Server
+	ops     *endpoint.Ops
+	agents  *http.Client
+	id      string
+	pki     *pkiParts // nil with fixed tls files
+	store   *store.Embedded
+	ingest  *ingest.Handler
+	api     *apiParts    // nil when api.listen is off
+	streams *http.Client // to agents through tunnels, without a timeout of its own
 
 	listening bool // set by Listen, before Run
+	version   string
+	started   time.Time
 }
 
 // New builds a relay from cfg.
@@ -142,7 +151,7 @@ func New(cfg Config, log *slog.Logger, version string) (*Relay, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Relay{cfg: cfg, log: log, id: cfg.RelayID}
+	r := &Relay{cfg: cfg, log: log, id: cfg.RelayID, version: version, started: time.Now()}
 	var tlsConf *tls.Config
 	if cfg.PKI.Enabled() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -190,12 +199,21 @@ func New(cfg Config, log *slog.Logger, version string) (*Relay, error) {
 	}
 	r.server = srv
 	r.agents = &http.Client{Transport: srv.HTTPTransport(), Timeout: 30 * time.Second}
+	r.streams = &http.Client{Transport: srv.HTTPTransport()}
+	if cfg.API.enabled() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		r.api, err = r.startAPI(ctx, cfg, reg, log)
+		cancel()
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+	}
 	r.ops = &endpoint.Ops{
 		Addr:     cfg.Ops.Listen,
 		Pprof:    cfg.Ops.Pprof,
 		Gatherer: reg,
 		Ready:    func() error { return nil },
-		Status:   func() any { return r.Status() },
 		Extra:    r.opsRoutes,
 		Logger:   log,
 	}
@@ -276,6 +294,7 @@ func (r *Relay) CAURL() string {
 // GET /v1/agents/{tenant}/{agent}/ping calls the agent through the tunnel.
 func (r *Relay) opsRoutes(mux *http.ServeMux) {
 	r.pkiRoutes(mux)
+	mux.HandleFunc("GET /status", r.serveStatus(dashboard.Handler(r.dashboardSnapshot)))
 	mux.HandleFunc("GET /v1/agents", func(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(r.server.Agents())
@@ -420,6 +439,7 @@ func (r *Relay) Handler() http.Handler {
 // Close releases what New started (the embedded CA) when Run is not
 // called; Run does it itself.
 func (r *Relay) Close() {
+	r.api.close()
 	r.pki.close()
 	if r.store != nil {
 		r.store.Close()
@@ -437,6 +457,11 @@ func (r *Relay) Listen() error {
 	}
 	if err := r.ops.Listen(); err != nil {
 		return err
+	}
+	if r.api != nil {
+		if err := r.api.listen(r.cfg.API.Listen); err != nil {
+			return err
+		}
 	}
 	r.listening = true
 	return nil
@@ -456,6 +481,10 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 	if r.pki != nil {
 		parts.Background = append(parts.Background, r.pki.renewer.Run, r.pki.verifier.Run, r.sweep)
+	}
+	if r.api != nil {
+		r.log.Info("dispatch API listening", "addr", r.APIAddr(), "tls", r.api.server.TLSConfig != nil)
+		parts.Background = append(parts.Background, r.api.run)
 	}
 	err := endpoint.Run(ctx, parts)
 	r.Close()

@@ -52,6 +52,18 @@ sharepoint:                  # the SharePoint emulator that make run starts
   requests_per_second: 200   # the emulator is local; keep the default (20) for a real farm
 YAML
 fi
+# The dispatch API (added after the first make runs): dev tokens, Cedar
+# policies and the audit log under .run/.
+if ! grep -q '^api:' "$state/relay.yaml"; then
+	cat >> "$state/relay.yaml" <<YAML
+api:                         # the platform's front door: POST /v1/dispatch
+  listen: 127.0.0.1:8080
+  dev_tokens: true           # trust 'bridge-relay dev-token' (a local trial only)
+  policies: policies         # Cedar, one folder per tenant; reloaded on change
+  audit: audit               # hash-chained audit log; 'bridge-relay audit verify'
+YAML
+fi
+[ -f "$state/policies/acme/main.cedar" ] || bin/bridge-relay policies example --tenant acme --dir "$state/policies" >/dev/null
 [ -f "$state/sp-password" ] || { head -c 18 /dev/urandom | base64 > "$state/sp-password"; chmod 600 "$state/sp-password"; }
 
 pids=()
@@ -108,6 +120,15 @@ for _ in $(seq 1 60); do
 done
 bin/bridge-agent status --ops 127.0.0.1:9464 | grep -A1 '^crawl' || true
 echo
+echo "== a platform call through the dispatcher: a dev token for sarah (campaign-manager), then search_documents"
+token=$(bin/bridge-relay dev-token --config "$state/relay.yaml" --tenant acme --user sarah --email user01@contoso.com --roles campaign-manager)
+echo '   curl -s -H "Authorization: Bearer $token" 127.0.0.1:8080/v1/dispatch \'
+echo "     -d '{\"targetSystem\":\"sharepoint\",\"operation\":\"search_documents\",\"payload\":{\"query\":\"budget\",\"limit\":3}}'"
+curl -s -H "Authorization: Bearer $token" 127.0.0.1:8080/v1/dispatch \
+	-d '{"targetSystem":"sharepoint","operation":"search_documents","payload":{"query":"budget","limit":3}}' |
+	head -c 600 || true
+echo
+echo
 cat <<TXT
 Running. Try:
   bin/bridge-agent status             tunnel sessions, transport, RTT, certificate and renewal
@@ -116,6 +137,11 @@ Running. Try:
                                       then rm -r .run/agent-state and make run enrolls it anew)
   bin/bridge-relay ping acme/agent-01 a request from the relay to the agent over the tunnel
   curl -s 127.0.0.1:9464/metrics      agent metrics (relay: 127.0.0.1:9465)
+  open http://127.0.0.1:9465/status   the relay's health dashboard (refreshes itself)
+  token=\$(bin/bridge-relay dev-token --config .run/relay.yaml --tenant acme --user root --roles admin)
+  curl -s -H "Authorization: Bearer \$token" 127.0.0.1:8080/v1/connectors   connectors, operations, schemas
+  curl -s -H "Authorization: Bearer \$token" '127.0.0.1:8080/v1/audit?limit=5'   the tenant's audit records
+  bin/bridge-relay audit verify --config .run/relay.yaml   check the audit hash chains
   curl -s -X POST 127.0.0.1:8088/_emu/files -d '{"folder":"/sites/mkt/Shared Documents","name":"new.txt","size":100}'
                                       add a file to SharePoint; it reaches the relay within a poll (5 s)
 Ctrl-C stops everything.

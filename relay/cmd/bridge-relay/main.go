@@ -41,6 +41,13 @@ Usage:
   bridge-relay ping      TENANT/AGENT [--ops ...] call an agent through its tunnel
   bridge-relay dev-certs --dir DIR              make a throwaway CA, relay and agent
                                                 certificates for a local trial (not for production)
+  bridge-relay dev-token --tenant T --user U [--roles R1,R2] [--config relay.yaml]
+                                                mint a caller token from the dev issuer
+                                                (api.dev_tokens; for a local trial only)
+  bridge-relay policies example --tenant T [--dir DIR]
+                                                write a starter Cedar policy set for a tenant
+  bridge-relay audit verify [--dir DIR | --config relay.yaml]
+                                                check every tenant's audit hash chain
   bridge-relay version                          print the version
   bridge-relay help                             show this text
 
@@ -73,6 +80,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return cmdPing(args[1:], stdout, stderr)
 	case "dev-certs":
 		return cmdDevCerts(args[1:], stdout, stderr)
+	case "dev-token":
+		return cmdDevToken(args[1:], stdout, stderr)
+	case "audit":
+		return cmdAudit(args[1:], stdout, stderr)
+	case "policies":
+		return cmdPolicies(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "bridge-relay", version)
 		return nil
