@@ -85,6 +85,49 @@ type Operation struct {
 	Result  json.RawMessage `json:"resultSchema"`
 	// Timeout bounds one execution; zero means the dispatcher's default.
 	Timeout time.Duration `json:"-"`
+	// Retry overrides the dispatcher's retry configuration, field by
+	// field (zero fields keep the dispatcher's); nil keeps all of it.
+	Retry *RetryConfig `json:"-"`
+}
+
+// RetryConfig says when a failed execution is tried again. The zero value
+// of every field means its default (WithDefaults).
+type RetryConfig struct {
+	// MaxAttempts counts executions, the first included. Zero means 3.
+	MaxAttempts int
+	// BaseDelay and MaxDelay bound the full-jitter backoff between
+	// attempts; a longer Retry-After from the system wins, as long as it
+	// fits in the request's deadline. Zero means 200ms and 5s.
+	BaseDelay, MaxDelay time.Duration
+	// Retryable lists the error classes tried again. Nil means
+	// rate-limited, unavailable and timeout. Writes are retried only when
+	// rate limited (the system did not act on the request).
+	Retryable []Class
+}
+
+// WithDefaults returns c with its zero fields set to their defaults.
+func (c RetryConfig) WithDefaults() RetryConfig {
+	return c.Over(RetryConfig{
+		MaxAttempts: 3, BaseDelay: 200 * time.Millisecond, MaxDelay: 5 * time.Second,
+		Retryable: []Class{ClassRateLimited, ClassUnavailable, ClassTimeout},
+	})
+}
+
+// Over returns c with its zero fields taken from base.
+func (c RetryConfig) Over(base RetryConfig) RetryConfig {
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = base.MaxAttempts
+	}
+	if c.BaseDelay <= 0 {
+		c.BaseDelay = base.BaseDelay
+	}
+	if c.MaxDelay <= 0 {
+		c.MaxDelay = base.MaxDelay
+	}
+	if c.Retryable == nil {
+		c.Retryable = base.Retryable
+	}
+	return c
 }
 
 // ChooseAuth picks the credential pattern for an operation: its Auth when
@@ -125,6 +168,9 @@ type ExecContext struct {
 	Timeout time.Duration
 	// Attempt counts executions of this request, from 1.
 	Attempt int
+	// Retry is how the dispatcher retries this operation (for connectors
+	// that page or stream and want to retry inside one execution alike).
+	Retry RetryConfig
 }
 
 // Result is what an operation returns.

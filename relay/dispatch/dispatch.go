@@ -46,20 +46,8 @@ type Resourcer interface {
 	Resource(op string, payload json.RawMessage) map[string]string
 }
 
-// RetryConfig says when a failed execution is tried again. The zero value
-// of every field means its default.
-type RetryConfig struct {
-	// MaxAttempts counts executions, the first included. Zero means 3.
-	MaxAttempts int
-	// BaseDelay and MaxDelay bound the full-jitter backoff between
-	// attempts; a longer Retry-After from the system wins, as long as it
-	// fits in the request's deadline. Zero means 200ms and 5s.
-	BaseDelay, MaxDelay time.Duration
-	// Retryable lists the error classes tried again. Nil means
-	// rate-limited, unavailable and timeout. Writes are retried only when
-	// rate limited (the system did not act on the request).
-	Retryable []connectors.Class
-}
+// RetryConfig is connectors.RetryConfig: when a failed execution is tried again.
+type RetryConfig = connectors.RetryConfig
 
 // Config configures a Dispatcher. Connectors, Auth, Policy and Audit are
 // required; the zero value of every other field means its default.
@@ -112,6 +100,7 @@ type system struct {
 type operation struct {
 	connectors.Operation
 	auth            connectors.AuthPattern
+	retry           connectors.RetryConfig // the operation's, over the dispatcher's
 	payload, result *schema
 }
 
@@ -126,18 +115,7 @@ func New(cfg Config) (*Dispatcher, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 30 * time.Second
 	}
-	if cfg.Retry.MaxAttempts <= 0 {
-		cfg.Retry.MaxAttempts = 3
-	}
-	if cfg.Retry.BaseDelay <= 0 {
-		cfg.Retry.BaseDelay = 200 * time.Millisecond
-	}
-	if cfg.Retry.MaxDelay <= 0 {
-		cfg.Retry.MaxDelay = 5 * time.Second
-	}
-	if cfg.Retry.Retryable == nil {
-		cfg.Retry.Retryable = []connectors.Class{connectors.ClassRateLimited, connectors.ClassUnavailable, connectors.ClassTimeout}
-	}
+	cfg.Retry = cfg.Retry.WithDefaults()
 	if cfg.Rate <= 0 {
 		cfg.Rate = 200
 	}
@@ -164,7 +142,10 @@ func New(cfg Config) (*Dispatcher, error) {
 			if !nameRE.MatchString(op.Name) {
 				return nil, fmt.Errorf("dispatch: %s operation %q: want lower-case letters, digits and '_'", id, op.Name)
 			}
-			o := &operation{Operation: op, auth: connectors.ChooseAuth(op)}
+			o := &operation{Operation: op, auth: connectors.ChooseAuth(op), retry: cfg.Retry}
+			if op.Retry != nil {
+				o.retry = op.Retry.Over(cfg.Retry)
+			}
 			var err error
 			if o.payload, err = compileSchema("mcc:///"+id+"/"+op.Name+"/payload.json", op.Payload); err != nil {
 				return nil, fmt.Errorf("dispatch: %w", err)
@@ -393,11 +374,12 @@ func (d *Dispatcher) serveDispatch(w http.ResponseWriter, r *http.Request) {
 	}
 
 	ec := connectors.ExecContext{
-		User:    connectors.User{ID: x.caller.UserID, Email: x.caller.Email, Roles: x.caller.Roles},
-		Tenant:  x.caller.Tenant,
-		TraceID: x.trace,
-		Payload: req.Payload,
+		User:       connectors.User{ID: x.caller.UserID, Email: x.caller.Email, Roles: x.caller.Roles},
+		Tenant:     x.caller.Tenant,
+		TraceID:    x.trace,
+		Payload:    req.Payload,
 		Credential: cred,
+		Retry:      op.retry,
 	}
 	callStart := d.cfg.Now()
 	res, attempts, err := d.execute(ctx, sys.c, op, ec)
@@ -567,7 +549,7 @@ func (d *Dispatcher) credential(ctx context.Context, sys *system, op *operation,
 // execute runs the operation, retrying as RetryConfig says. It returns the
 // result, the attempts made and the last error.
 func (d *Dispatcher) execute(ctx context.Context, c connectors.Connector, op *operation, ec connectors.ExecContext) (connectors.Result, int, error) {
-	bo := backoff.Policy{Base: d.cfg.Retry.BaseDelay, Max: d.cfg.Retry.MaxDelay}
+	bo := backoff.Policy{Base: op.retry.BaseDelay, Max: op.retry.MaxDelay}
 	for attempt := 1; ; attempt++ {
 		ec.Attempt = attempt
 		if dl, ok := ctx.Deadline(); ok {
@@ -581,7 +563,7 @@ func (d *Dispatcher) execute(ctx context.Context, c connectors.Connector, op *op
 			return res, attempt, &connectors.Error{Class: connectors.ClassTimeout, Detail: "the operation did not finish in time", Err: err}
 		}
 		cls := connectors.ClassOf(err)
-		if attempt >= d.cfg.Retry.MaxAttempts || !d.retryable(cls, op) {
+		if attempt >= op.retry.MaxAttempts || !retryable(cls, op) {
 			return res, attempt, err
 		}
 		delay := bo.Delay(attempt)
@@ -603,11 +585,11 @@ func (d *Dispatcher) execute(ctx context.Context, c connectors.Connector, op *op
 	}
 }
 
-func (d *Dispatcher) retryable(cls connectors.Class, op *operation) bool {
+func retryable(cls connectors.Class, op *operation) bool {
 	if op.Access == connectors.Write && cls != connectors.ClassRateLimited {
 		return false
 	}
-	for _, c := range d.cfg.Retry.Retryable {
+	for _, c := range op.retry.Retryable {
 		if c == cls {
 			return true
 		}

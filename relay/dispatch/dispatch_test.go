@@ -76,9 +76,9 @@ type fakeConnector struct {
 	run map[string]func(ctx context.Context, attempt int, ec connectors.ExecContext) (connectors.Result, error)
 }
 
-func (f *fakeConnector) ID() string                                   { return "fake" }
-func (f *fakeConnector) Name() string                                 { return "Fake" }
-func (f *fakeConnector) AuthMethod() string                           { return "mtls-tunnel" }
+func (f *fakeConnector) ID() string                                      { return "fake" }
+func (f *fakeConnector) Name() string                                    { return "Fake" }
+func (f *fakeConnector) AuthMethod() string                              { return "mtls-tunnel" }
 func (f *fakeConnector) HealthCheck(ctx context.Context, t string) error { return nil }
 func (f *fakeConnector) Operations() []connectors.Operation {
 	return []connectors.Operation{
@@ -87,6 +87,7 @@ func (f *fakeConnector) Operations() []connectors.Operation {
 		{Name: "create", Access: connectors.Write, Attributed: true},
 		{Name: "slow", Access: connectors.Read, Timeout: 200 * time.Millisecond},
 		{Name: "file", Access: connectors.Read},
+		{Name: "once", Access: connectors.Read, Retry: &connectors.RetryConfig{MaxAttempts: 1}},
 	}
 }
 func (f *fakeConnector) Execute(ctx context.Context, op string, ec connectors.ExecContext) (connectors.Result, error) {
@@ -131,6 +132,12 @@ func newHarness(t *testing.T, edit func(*dispatch.Config)) *harness {
 		"slow": func(ctx context.Context, _ int, _ connectors.ExecContext) (connectors.Result, error) {
 			<-ctx.Done()
 			return connectors.Result{}, ctx.Err()
+		},
+		"once": func(_ context.Context, _ int, ec connectors.ExecContext) (connectors.Result, error) {
+			if ec.Retry.MaxAttempts != 1 || ec.Retry.BaseDelay != time.Millisecond {
+				return connectors.Result{}, connectors.Errorf(connectors.ClassInvalid, "retry config %+v: want the operation's over the dispatcher's", ec.Retry)
+			}
+			return connectors.Result{}, connectors.Errorf(connectors.ClassUnavailable, "HTTP 503")
 		},
 		"file": func(context.Context, int, connectors.ExecContext) (connectors.Result, error) {
 			return connectors.Result{Body: io.NopCloser(strings.NewReader("file content")), Size: 12, ContentType: "text/plain"}, nil
@@ -470,7 +477,7 @@ func TestConnectorsHealthAndAuditQuery(t *testing.T) {
 	}
 	code, body := get("sarah", "/v1/connectors")
 	var list struct{ Connectors []dispatch.ConnectorInfo }
-	if err := json.Unmarshal(body, &list); code != 200 || err != nil || len(list.Connectors) != 1 || len(list.Connectors[0].Operations) != 4 ||
+	if err := json.Unmarshal(body, &list); code != 200 || err != nil || len(list.Connectors) != 1 || len(list.Connectors[0].Operations) != 5 ||
 		!strings.Contains(string(list.Connectors[0].Operations[0].Payload), `"maxLength":20`) || list.Connectors[0].Operations[1].AuthPattern != "integration-owner" {
 		t.Errorf("connectors: %d %s", code, body)
 	}
@@ -534,4 +541,32 @@ type badSchema struct{ *fakeConnector }
 
 func (badSchema) Operations() []connectors.Operation {
 	return []connectors.Operation{{Name: "x", Access: connectors.Read, Payload: json.RawMessage(`{"type": 12}`)}}
+}
+
+func TestOperationRetryOverride(t *testing.T) {
+	h := newHarness(t, func(c *dispatch.Config) { c.Policy = rolePolicy{"fake/once": "reader"} })
+	resp, body := h.call(t, "sarah", `{"targetSystem":"fake","operation":"once"}`)
+	if resp.StatusCode != 502 || !strings.Contains(string(body), dispatch.ProblemConnectorUnavailable) {
+		t.Fatalf("got %d %s, want 502 connector-unavailable", resp.StatusCode, body)
+	}
+	if n := h.conn.count("once"); n != 1 {
+		t.Errorf("%d attempts, want the operation's 1", n)
+	}
+}
+
+func TestChooseAuth(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		op   connectors.Operation
+		want connectors.AuthPattern
+	}{
+		{"aggregated read", connectors.Operation{Access: connectors.Read}, connectors.ServiceToService},
+		{"attributed read", connectors.Operation{Access: connectors.Read, Attributed: true}, connectors.IntegrationOwner},
+		{"write", connectors.Operation{Access: connectors.Write}, connectors.IntegrationOwner},
+		{"explicit", connectors.Operation{Access: connectors.Write, Auth: connectors.ServiceToService}, connectors.ServiceToService},
+	} {
+		if got := connectors.ChooseAuth(tc.op); got != tc.want {
+			t.Errorf("%s: got %s, want %s", tc.name, got, tc.want)
+		}
+	}
 }
