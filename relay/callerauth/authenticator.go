@@ -2,6 +2,7 @@ package callerauth
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -57,6 +58,8 @@ type Authenticator struct {
 	leeway time.Duration
 	oidc   *issuerVerifier // nil when no OIDC issuer is configured
 	dev    *issuerVerifier // nil when dev mode is off
+
+	verified verifiedCache
 }
 
 // issuerVerifier holds what is checked for tokens of one issuer.
@@ -137,12 +140,26 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request) (Call
 
 // AuthenticateToken verifies a raw JWT (without the "Bearer " prefix) and
 // returns the caller, or an *Error.
+//
+// A token that verified is remembered (by its SHA-256) for at most
+// VerifiedTTL and never past its exp, so a caller's next requests skip the
+// signature check; everything else is checked every time.
 func (a *Authenticator) AuthenticateToken(ctx context.Context, raw string) (Caller, error) {
-	c, err := a.verify(ctx, raw)
+	now := a.now()
+	key := sha256.Sum256([]byte(raw))
+	if c, ok := a.verified.get(key, now); ok {
+		return c, nil
+	}
+	c, exp, err := a.verify(ctx, raw)
 	if err != nil {
 		a.logger.DebugContext(ctx, "callerauth: token refused", "kind", KindOf(err), "err", err)
 		return Caller{}, err
 	}
+	until := now.Add(VerifiedTTL)
+	if exp.Before(until) {
+		until = exp
+	}
+	a.verified.put(key, c, until, now)
 	return c, nil
 }
 
@@ -175,7 +192,15 @@ func bearerToken(r *http.Request) (string, error) {
 	return tok, nil
 }
 
-func (a *Authenticator) verify(ctx context.Context, raw string) (Caller, error) {
+// verify checks raw in full and returns the caller and the token's expiry.
+func (a *Authenticator) verify(ctx context.Context, raw string) (Caller, time.Time, error) {
+	var exp time.Time
+	c, err := a.verifyClaims(ctx, raw, &exp)
+	return c, exp, err
+}
+
+// verifyClaims checks raw in full; on success it sets *exp to the token's expiry.
+func (a *Authenticator) verifyClaims(ctx context.Context, raw string, exp *time.Time) (Caller, error) {
 	if raw == "" {
 		return Caller{}, newError(KindMissing, "empty token", nil)
 	}
@@ -242,6 +267,7 @@ func (a *Authenticator) verify(ctx context.Context, raw string) (Caller, error) 
 	if err := v.checkAudience(std, claims); err != nil {
 		return Caller{}, err
 	}
+	*exp = std.Expiry.Time()
 	return claims.caller(v.claims, v.issuer, v.method)
 }
 

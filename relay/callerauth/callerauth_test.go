@@ -2,6 +2,7 @@ package callerauth
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -530,5 +531,39 @@ func TestErrorsDoNotEchoTokenContent(t *testing.T) {
 			}
 			assertNoLeak(t, err, tt.tok)
 		})
+	}
+}
+
+// TestVerifiedCache: a verified token is remembered for at most VerifiedTTL
+// and never past its exp; within that, its signature is not checked again.
+func TestVerifiedCache(t *testing.T) {
+	e := newEnv(t, Config{Leeway: time.Second}, Options{})
+	long := mint(t, e.rsa1, idClaims(e.idp.issuer(), e.clock.Now()))
+	short := mint(t, e.rsa1, with(idClaims(e.idp.issuer(), e.clock.Now()), map[string]any{"exp": e.clock.Now().Add(10 * time.Second).Unix()}))
+	for _, tok := range []string{long, short} {
+		if _, err := e.auth.AuthenticateToken(t.Context(), tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	remembered := func(tok string) bool {
+		_, ok := e.auth.verified.get(sha256.Sum256([]byte(tok)), e.clock.Now())
+		return ok
+	}
+	if !remembered(long) || !remembered(short) {
+		t.Fatal("verified tokens are not remembered")
+	}
+	e.clock.Advance(VerifiedTTL - time.Second)
+	if !remembered(long) {
+		t.Error("a token is forgotten before VerifiedTTL")
+	}
+	if remembered(short) {
+		t.Error("a token is remembered past its exp")
+	}
+	if _, err := e.auth.AuthenticateToken(t.Context(), short); KindOf(err) != KindExpired {
+		t.Errorf("a token past its exp: got %v, want %s", err, KindExpired)
+	}
+	e.clock.Advance(2 * time.Second)
+	if remembered(long) {
+		t.Error("a token is remembered past VerifiedTTL")
 	}
 }
