@@ -196,6 +196,10 @@ type Credential struct {
 	Method string
 	// Token is the bearer token or key; empty for mechanisms without one.
 	Token Secret
+	// Values holds the other parts of multi-part credentials, e.g. AWS
+	// "access_key_id", "secret_access_key" and "session_token", or an API
+	// key's "header" name. Nil when there are none.
+	Values map[string]Secret
 	// Expires is when Token stops working; zero means unknown or never.
 	Expires time.Time
 	// Subject is who the credential acts as (the integration owner, or a
