@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"time"
+
+	"github.com/mcc-bridge/bridge/relay/internal/durable"
 )
 
 // fileName is the name of a tenant's log inside its directory.
@@ -112,8 +114,8 @@ func loadChain(ctx context.Context, dir, tenant string, open openFileFunc, log *
 		// Make the new file's and directory's names durable before the
 		// first record is acknowledged.
 		if err := f.Sync(); err == nil {
-			if err = syncDir(tdir); err == nil {
-				err = syncDir(dir)
+			if err = durable.SyncDir(tdir); err == nil {
+				err = durable.SyncDir(dir)
 			}
 		}
 		if err != nil {

@@ -15,6 +15,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/mcc-bridge/bridge/relay/internal/durable"
 )
 
 // Options configure a Log. The zero value is usable.
@@ -125,7 +127,7 @@ func openLog(ctx context.Context, dir string, opts Options, openFile openFileFun
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("open audit log: %w", err)
 		}
-		if err := syncDir(filepath.Dir(filepath.Clean(dir))); err != nil {
+		if err := durable.SyncDir(filepath.Dir(filepath.Clean(dir))); err != nil {
 			return nil, fmt.Errorf("open audit log: %w", err)
 		}
 	}

@@ -1,54 +1,22 @@
 package policy_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/mcc-bridge/bridge/relay/policy"
+	"github.com/mcc-bridge/bridge/tunnel/tunneltest"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
 
 // testLogger returns a logger writing to t.Log and a function returning
 // everything logged so far.
-func testLogger(t testing.TB) (*slog.Logger, func() string) {
-	w := &logWriter{t: t}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		w.done = true
-		w.mu.Unlock()
-	})
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})), w.String
-}
-
-type logWriter struct {
-	t    testing.TB
-	mu   sync.Mutex // guards buf and done
-	buf  bytes.Buffer
-	done bool
-}
-
-func (w *logWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf.Write(p)
-	if !w.done {
-		w.t.Log(string(bytes.TrimRight(p, "\n")))
-	}
-	return len(p), nil
-}
-
-func (w *logWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
-}
+func testLogger(t testing.TB) (*slog.Logger, func() string) { return tunneltest.Logger(t) }
 
 // writeFiles writes files (paths relative to dir, slash-separated) into dir.
 func writeFiles(t testing.TB, dir string, files map[string]string) {

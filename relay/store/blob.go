@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 
 	"github.com/mcc-bridge/bridge/agent/ingestapi"
+	"github.com/mcc-bridge/bridge/relay/internal/durable"
 )
 
 // blobPath is where a tenant's blob lives: blobs/<tenant>/ab/cd/<sha>.
@@ -84,7 +85,7 @@ func (e *Embedded) PutBlob(ctx context.Context, tenant, sha string, r io.Reader)
 		return false, n, fmt.Errorf("put blob %s: %w", sha, err)
 	}
 	kept = true
-	if err := syncDir(filepath.Dir(final)); err != nil {
+	if err := durable.SyncDir(filepath.Dir(final)); err != nil {
 		return false, n, fmt.Errorf("put blob %s: fsync directory: %w", sha, err)
 	}
 	created, err = e.recordBlob(ctx, tenant, sha, n)
@@ -186,7 +187,7 @@ func mkdirAllSync(root string, parts ...string) error {
 		if err != nil {
 			return err
 		}
-		if err := syncDir(parent); err != nil {
+		if err := durable.SyncDir(parent); err != nil {
 			return fmt.Errorf("fsync %s: %w", parent, err)
 		}
 	}

@@ -1,11 +1,12 @@
 //go:build !windows
 
-package audit
+package durable
 
 import "os"
 
-// syncDir fsyncs a directory, making the entries created in it durable.
-func syncDir(dir string) error {
+// SyncDir fsyncs a directory, making the entries created or renamed in it
+// durable.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
