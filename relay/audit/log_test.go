@@ -14,12 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"log/slog"
-
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/mcc-bridge/bridge/relay/audit"
+	"github.com/mcc-bridge/bridge/tunnel/tunneltest"
 )
 
 func TestAppendQuery(t *testing.T) {
@@ -402,10 +401,10 @@ func TestOpenRepairsTornLine(t *testing.T) {
 				t.Errorf("Verify before repair: got %v, want a torn-line ChainError", err)
 			}
 
-			var logs syncBuffer
-			l = openLog(t, dir, audit.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}, nil)
-			if !strings.Contains(logs.String(), "torn") {
-				t.Errorf("Open logged %q, want a line about the torn write", logs.String())
+			logger, logs := tunneltest.Logger(t)
+			l = openLog(t, dir, audit.Options{Logger: logger}, nil)
+			if !strings.Contains(logs(), "torn") {
+				t.Errorf("Open logged %q, want a line about the torn write", logs())
 			}
 			after, err := os.ReadFile(path)
 			if err != nil {
@@ -853,24 +852,6 @@ func metricValue(m *dto.Metric) float64 {
 		return float64(m.GetHistogram().GetSampleCount())
 	}
 	return math.NaN()
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func TestOpenLocksDir(t *testing.T) {
