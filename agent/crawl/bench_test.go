@@ -30,6 +30,7 @@ const (
 	benchPerLibrary  = 4000
 	benchConcurrency = 8
 	benchPoll        = 2 * time.Second
+	benchLatency     = 5 * time.Millisecond
 	benchLatencyRuns = 8
 )
 
@@ -109,6 +110,38 @@ func TestCrawlReport(t *testing.T) {
 	report("crawl_change_latency_max_vs_budget", lat[len(lat)-1].Seconds()/budget.Seconds(), "ratio")
 	w.stopAgent()
 	w.stopRelay()
+
+	// The same against a farm across a network: every request waits
+	// benchLatency before it is served, for the crawl and for the bare
+	// client alike. This measures whether the crawl keeps its requests in
+	// flight; the figures above measure its CPU against the emulator's on
+	// these shared cores.
+	lspec := spec
+	lspec.Libraries, lspec.ItemsPerList = 4, 1000
+	lw := newWorldWith(t, lspec, worldOptions{quiet: true, agentEdit: func(c *agent.Config) {
+		c.SharePoint.PollInterval = benchPoll
+		c.SharePoint.Concurrency = benchConcurrency
+		c.SharePoint.RequestsPerSecond = 1e6
+	}}, func(o *spemu.Options) { o.Latency = benchLatency })
+	for lw.status().Phase != crawl.PhaseIncremental {
+		if time.Now().After(deadline) {
+			t.Fatalf("the full crawl with latency did not finish: %+v", lw.status())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	lst, lentries := lw.status(), len(lw.emu.Snapshot())
+	latRate := float64(lentries) / lst.FullDone.Sub(lst.FullStarted).Seconds()
+	lw.stopAgent()
+	served, elapsed = serve(t, lw.site, "Zq9-sp-password")
+	if served != lentries {
+		t.Fatalf("the bare client read %d items, the snapshot has %d", served, lentries)
+	}
+	lw.stopRelay()
+	latServe := float64(served) / elapsed.Seconds()
+	unit := fmt.Sprintf("items/s (%v a request)", benchLatency)
+	report("crawl_full_latency_items_per_s", latRate, unit)
+	report("crawl_emulator_serving_latency_items_per_s", latServe, unit)
+	report("crawl_full_vs_serving_latency", latRate/latServe, "ratio")
 
 	// Full crawl by the real binaries.
 	pw := newProcWorld(t, spec, procOptions{protocol: "auto", poll: benchPoll, concurrency: benchConcurrency, rate: 1e6})

@@ -46,6 +46,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if d := s.opts.Latency; d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
 	c := &rctx{s: s, w: w, r: r, mode: formatOf(r.Header.Get("Accept")), account: acct, origin: s.origin(r)}
 	c.q, _ = url.ParseQuery(r.URL.RawQuery)
 	prefix, rest, isAPI := splitAPI(r.URL.Path)

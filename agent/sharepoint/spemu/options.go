@@ -179,6 +179,10 @@ type Options struct {
 	PublicURL string
 	// DisableAdmin turns off the /_emu/ admin API.
 	DisableAdmin bool
+	// Latency delays every authenticated request this long before it is
+	// served, as a farm across a network does (a round trip plus the
+	// server's own time); zero serves at once.
+	Latency time.Duration
 }
 
 // Validate reports the first invalid field, wrapping ErrInvalidOptions.
