@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Accept headers of the three OData flavours.
@@ -237,4 +238,21 @@ func resolveNext(t *testing.T, apiBase, link string) string {
 		t.Fatalf("next link %q: %v", link, err)
 	}
 	return b.ResolveReference(r).String()
+}
+
+// TestLatency: Options.Latency delays every request before it is served.
+func TestLatency(t *testing.T) {
+	for _, d := range []time.Duration{0, 60 * time.Millisecond} {
+		e := newEnv(t, Options{Latency: d})
+		e.generate(Spec{SiteNames: []string{"mkt"}, ItemsPerList: 1, PlainNames: true})
+		start := time.Now()
+		resp, _ := e.do(http.MethodGet, "/sites/mkt/_api/web", "application/json;odata=verbose", nil, nil)
+		took := time.Since(start)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("latency %v: status %d", d, resp.StatusCode)
+		}
+		if took < d {
+			t.Errorf("latency %v: the request took %v", d, took)
+		}
+	}
 }
