@@ -134,13 +134,18 @@ func (r *Relay) startAPI(ctx context.Context, cfg Config, reg *prometheus.Regist
 		a.audit.Close()
 		return nil, err
 	}
+	saas, err := cfg.Connectors.build(log)
+	if err != nil {
+		a.audit.Close()
+		return nil, err
+	}
 	dm, err := dispatch.NewMetrics(reg)
 	if err != nil {
 		a.audit.Close()
 		return nil, err
 	}
 	a.dispatcher, err = dispatch.New(dispatch.Config{
-		Connectors: []connectors.Connector{sp},
+		Connectors: append([]connectors.Connector{sp}, saas...),
 		Auth:       auth,
 		Policy:     a.policies,
 		Audit:      a.audit,

@@ -53,6 +53,8 @@ type Config struct {
 	Store StoreConfig `yaml:"store"`
 	// API is the platform's front door: the dispatcher.
 	API APIConfig `yaml:"api"`
+	// Connectors are the SaaS systems the dispatcher reaches.
+	Connectors ConnectorsConfig `yaml:"connectors"`
 }
 
 // StoreConfig is the store section.
@@ -100,7 +102,8 @@ func LoadConfig(path string) (Config, error) {
 
 // Paths lists the configuration's paths, for endpoint.LoadConfig.
 func (c *Config) Paths() []*string {
-	return append(append(append(c.TLS.Paths(), c.PKI.paths()...), &c.Store.Dir), c.API.paths()...)
+	p := append(append(c.TLS.Paths(), c.PKI.paths()...), &c.Store.Dir)
+	return append(append(p, c.API.paths()...), c.Connectors.paths()...)
 }
 
 // Validate checks the configuration for mistakes an admin can fix.
