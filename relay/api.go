@@ -22,6 +22,7 @@ import (
 	"github.com/mcc-bridge/bridge/relay/dashboard"
 	"github.com/mcc-bridge/bridge/relay/dispatch"
 	"github.com/mcc-bridge/bridge/relay/policy"
+	"github.com/mcc-bridge/bridge/relay/webhooks"
 	"github.com/mcc-bridge/bridge/tunnel"
 )
 
@@ -95,6 +96,7 @@ type apiParts struct {
 	policies   *policy.Engine
 	audit      *audit.Log
 	recorder   *dashboard.Recorder
+	webhooks   *webhooks.Hub // nil without webhook endpoints
 	server     *http.Server
 	ln         net.Listener
 	started    time.Time
@@ -162,6 +164,13 @@ func (r *Relay) startAPI(ctx context.Context, cfg Config, reg *prometheus.Regist
 	}
 	mux := http.NewServeMux()
 	a.dispatcher.Register(mux)
+	if cfg.Webhooks.enabled() {
+		if a.webhooks, err = openWebhooks(ctx, cfg.Webhooks, reg, log); err != nil {
+			a.audit.Close()
+			return nil, err
+		}
+		mux.Handle("POST /webhooks/", a.webhooks.Handler())
+	}
 	a.server = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -172,7 +181,7 @@ func (r *Relay) startAPI(ctx context.Context, cfg Config, reg *prometheus.Regist
 	if cfg.API.TLS.Cert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.API.TLS.Cert, cfg.API.TLS.Key)
 		if err != nil {
-			a.audit.Close()
+			a.close()
 			return nil, fmt.Errorf("api.tls: %w", err)
 		}
 		a.server.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
@@ -181,7 +190,13 @@ func (r *Relay) startAPI(ctx context.Context, cfg Config, reg *prometheus.Regist
 }
 
 func (a *apiParts) close() {
-	if a != nil && a.audit != nil {
+	if a == nil {
+		return
+	}
+	if a.webhooks != nil {
+		a.webhooks.Close()
+	}
+	if a.audit != nil {
 		a.audit.Close()
 	}
 }
@@ -204,6 +219,9 @@ func (a *apiParts) run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- a.server.Serve(a.ln) }()
 	go a.policies.Run(ctx)
+	if a.webhooks != nil {
+		go a.webhooks.Run(ctx)
+	}
 	select {
 	case err := <-errc:
 		return fmt.Errorf("api: %w", err)

@@ -55,6 +55,8 @@ type Config struct {
 	API APIConfig `yaml:"api"`
 	// Connectors are the SaaS systems the dispatcher reaches.
 	Connectors ConnectorsConfig `yaml:"connectors"`
+	// Webhooks are the SaaS systems' inbound webhooks, on the API.
+	Webhooks WebhooksConfig `yaml:"webhooks"`
 }
 
 // StoreConfig is the store section.
@@ -77,14 +79,15 @@ func DefaultConfig() Config {
 	on := true
 	on2 := true
 	return Config{
-		Listen: ":8443",
-		QUIC:   &on,
-		TCP:    &on2,
-		Ops:    endpoint.OpsConfig{Listen: "127.0.0.1:9465"},
-		Log:    endpoint.LogConfig{Level: "info", Format: "text"},
-		Tunnel: TunnelConfig{Heartbeat: 500 * time.Millisecond, DrainTimeout: 30 * time.Second},
-		Store:  StoreConfig{Dir: "store"},
-		API:    APIConfig{Policies: "policies", Audit: "audit", Timeout: 30 * time.Second, Rate: 200, Burst: 400},
+		Listen:   ":8443",
+		QUIC:     &on,
+		TCP:      &on2,
+		Ops:      endpoint.OpsConfig{Listen: "127.0.0.1:9465"},
+		Log:      endpoint.LogConfig{Level: "info", Format: "text"},
+		Tunnel:   TunnelConfig{Heartbeat: 500 * time.Millisecond, DrainTimeout: 30 * time.Second},
+		Store:    StoreConfig{Dir: "store"},
+		Webhooks: WebhooksConfig{Dir: "webhooks"},
+		API:      APIConfig{Policies: "policies", Audit: "audit", Timeout: 30 * time.Second, Rate: 200, Burst: 400},
 		PKI: PKIConfig{
 			CA:          EmbeddedCAConfig{Listen: "127.0.0.1:9000"},
 			Provisioner: stepca.AgentProvisioner,
@@ -103,7 +106,7 @@ func LoadConfig(path string) (Config, error) {
 // Paths lists the configuration's paths, for endpoint.LoadConfig.
 func (c *Config) Paths() []*string {
 	p := append(append(c.TLS.Paths(), c.PKI.paths()...), &c.Store.Dir)
-	return append(append(p, c.API.paths()...), c.Connectors.paths()...)
+	return append(append(append(p, c.API.paths()...), c.Connectors.paths()...), c.Webhooks.paths()...)
 }
 
 // Validate checks the configuration for mistakes an admin can fix.
@@ -119,6 +122,9 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("tls: cert, key and ca are required (or a pki section)"))
 	}
 	errs = append(errs, c.API.validate()...)
+	if c.Webhooks.enabled() && !c.API.enabled() {
+		errs = append(errs, errors.New("webhooks need the api: set api.listen"))
+	}
 	if c.QUIC != nil && c.TCP != nil && !*c.QUIC && !*c.TCP {
 		errs = append(errs, errors.New("quic and tcp are both off: agents could not connect"))
 	}

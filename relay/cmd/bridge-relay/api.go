@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/mcc-bridge/bridge/relay/audit"
 	"github.com/mcc-bridge/bridge/relay/callerauth"
 	"github.com/mcc-bridge/bridge/relay/policy"
+	"github.com/mcc-bridge/bridge/relay/webhooks"
 )
 
 // cmdDevToken mints a caller token from the relay's dev issuer.
@@ -125,5 +127,61 @@ func cmdPolicies(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(stdout, "wrote", p)
+	return nil
+}
+
+// cmdWebhooks runs webhooks subcommands: dead-letters and replay (the
+// runbook's "a subscriber was down" scenario).
+func cmdWebhooks(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || (args[0] != "dead-letters" && args[0] != "replay") {
+		return errors.New("webhooks: want 'webhooks dead-letters' or 'webhooks replay --system S [--tenant T] [--id N,...]'")
+	}
+	fs := flag.NewFlagSet("webhooks "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	config := fs.String("config", "relay.yaml", "the relay's configuration `file` (its webhooks.dir holds the queue)")
+	system := fs.String("system", "", "only this `system`")
+	tenant := fs.String("tenant", "", "only this `tenant`")
+	ids := fs.String("id", "", "replay only these event `ids` (comma-separated)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	cfg, err := relay.LoadConfig(*config)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	hub, err := webhooks.Open(ctx, webhooks.Config{Dir: cfg.Webhooks.Dir})
+	if err != nil {
+		return err
+	}
+	defer hub.Close()
+	if args[0] == "dead-letters" {
+		dls, err := hub.DeadLetters(ctx, webhooks.Filter{System: *system, Tenant: *tenant, Limit: 1000})
+		if err != nil {
+			return err
+		}
+		for _, d := range dls {
+			fmt.Fprintf(stdout, "%d\t%s/%s\treceived %s\tdied %s\tattempts %d\t%s\n", d.Event.ID, d.Event.System, d.Event.Tenant,
+				d.Event.ReceivedAt.UTC().Format(time.RFC3339), d.DiedAt.UTC().Format(time.RFC3339), d.Event.Attempt, d.LastError)
+		}
+		fmt.Fprintf(stdout, "%d dead letters\n", len(dls))
+		return nil
+	}
+	sel := webhooks.Selection{System: *system, Tenant: *tenant}
+	for _, s := range strings.Split(*ids, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		id, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return fmt.Errorf("webhooks replay: --id %q: want event ids", s)
+		}
+		sel.IDs = append(sel.IDs, id)
+	}
+	n, err := hub.Replay(ctx, sel)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%d events queued again; the running relay delivers them\n", n)
 	return nil
 }

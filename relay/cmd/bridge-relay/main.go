@@ -48,6 +48,10 @@ Usage:
                                                 write a starter Cedar policy set for a tenant
   bridge-relay audit verify [--dir DIR | --config relay.yaml]
                                                 check every tenant's audit hash chain
+  bridge-relay webhooks dead-letters [--system S] [--tenant T] [--config relay.yaml]
+                                                list webhook events that could not be delivered
+  bridge-relay webhooks replay --system S [--tenant T] [--id N,...]
+                                                queue dead letters again for delivery
   bridge-relay version                          print the version
   bridge-relay help                             show this text
 
@@ -86,6 +90,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return cmdAudit(args[1:], stdout, stderr)
 	case "policies":
 		return cmdPolicies(args[1:], stdout, stderr)
+	case "webhooks":
+		return cmdWebhooks(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "bridge-relay", version)
 		return nil
