@@ -26,7 +26,7 @@ build: ## build bridge-agent and bridge-relay into bin/
 run: build ## start a relay and an enrolled agent here (state in .run/); Ctrl-C stops both
 	./installer/devrun/run.sh
 
-deps: ## install what the tests need when missing: tinyproxy (a real CONNECT proxy), MIT Kerberos (a real KDC), the step CLI and step-ca, chromium (headless)
+deps: ## install what the tests need when missing: tinyproxy (a real CONNECT proxy), MIT Kerberos (a real KDC), the step CLI and step-ca, chromium (headless), oauth2-mock-server (npm)
 	@mkdir -p $(TOOLS)
 	@$(TOOLS)/step version 2>/dev/null | grep -q '$(STEP_VERSION:v%=%)' || { \
 		echo "installing the step CLI $(STEP_VERSION) into .tools/bin"; \
@@ -51,6 +51,14 @@ deps: ## install what the tests need when missing: tinyproxy (a real CONNECT pro
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && \
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+	@command -v npm >/dev/null 2>&1 || { \
+		echo "installing node and npm (Debian packages) for the real OAuth 2.0 server of the credential tests"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; }
+	@[ -d relay/credentials/testdata/oauthserver/node_modules/oauth2-mock-server ] || { \
+		echo "installing oauth2-mock-server (npm ci into relay/credentials/testdata/oauthserver)"; \
+		cd relay/credentials/testdata/oauthserver && npm ci --no-audit --no-fund --loglevel=error; }
 
 test: deps ## run every test with the race detector
 	BRIDGE_REQUIRE_EXTERNAL=1 $(GO) test -race -count=1 -timeout 20m ./...
