@@ -19,6 +19,7 @@ import (
 	spconn "github.com/mcc-bridge/bridge/connectors/sharepoint"
 	"github.com/mcc-bridge/bridge/relay/audit"
 	"github.com/mcc-bridge/bridge/relay/callerauth"
+	"github.com/mcc-bridge/bridge/relay/credentials"
 	"github.com/mcc-bridge/bridge/relay/dashboard"
 	"github.com/mcc-bridge/bridge/relay/dispatch"
 	"github.com/mcc-bridge/bridge/relay/policy"
@@ -96,7 +97,8 @@ type apiParts struct {
 	policies   *policy.Engine
 	audit      *audit.Log
 	recorder   *dashboard.Recorder
-	webhooks   *webhooks.Hub // nil without webhook endpoints
+	webhooks   *webhooks.Hub        // nil without webhook endpoints
+	creds      *credentials.Manager // nil without credentials.dir
 	server     *http.Server
 	ln         net.Listener
 	started    time.Time
@@ -141,29 +143,51 @@ func (r *Relay) startAPI(ctx context.Context, cfg Config, reg *prometheus.Regist
 		a.audit.Close()
 		return nil, err
 	}
+	var creds connectors.Credentials // nil: only connectors that need none
+	if cfg.Credentials.enabled() {
+		if a.creds, err = openCredentials(ctx, cfg.Credentials, reg, log); err != nil {
+			a.audit.Close()
+			return nil, err
+		}
+		creds = a.creds
+	}
 	dm, err := dispatch.NewMetrics(reg)
 	if err != nil {
 		a.audit.Close()
 		return nil, err
 	}
 	a.dispatcher, err = dispatch.New(dispatch.Config{
-		Connectors: append([]connectors.Connector{sp}, saas...),
-		Auth:       auth,
-		Policy:     a.policies,
-		Audit:      a.audit,
-		Logger:     log.With("part", "dispatch"),
-		Metrics:    dm,
-		Observe:    a.recorder.Observe,
-		Timeout:    cfg.API.Timeout,
-		Rate:       rateLimit(cfg.API.Rate),
-		Burst:      cfg.API.Burst,
+		Connectors:  append([]connectors.Connector{sp}, saas...),
+		Auth:        auth,
+		Policy:      a.policies,
+		Audit:       a.audit,
+		Credentials: creds,
+		Logger:      log.With("part", "dispatch"),
+		Metrics:     dm,
+		Observe:     a.recorder.Observe,
+		Timeout:     cfg.API.Timeout,
+		Rate:        rateLimit(cfg.API.Rate),
+		Burst:       cfg.API.Burst,
 	})
 	if err != nil {
-		a.audit.Close()
+		a.close()
 		return nil, err
 	}
 	mux := http.NewServeMux()
 	a.dispatcher.Register(mux)
+	if a.creds != nil {
+		redirect := cfg.API.CredentialsRedirect(cfg.Credentials)
+		h, err := credentials.NewHandler(a.creds, credentials.HandlerConfig{
+			Authorize: credentialsAdmin(auth, a.policies), Subject: callerSubject(auth), RedirectURL: redirect, Logger: log.With("part", "credentials"),
+		})
+		if err != nil {
+			a.close()
+			return nil, fmt.Errorf("credentials: %w", err)
+		}
+		for _, p := range []string{"/v1/connections", "/v1/connections/", "/v1/oauth/callback"} {
+			mux.Handle(p, h)
+		}
+	}
 	if cfg.Webhooks.enabled() {
 		if a.webhooks, err = openWebhooks(ctx, cfg.Webhooks, reg, log); err != nil {
 			a.audit.Close()
@@ -196,6 +220,9 @@ func (a *apiParts) close() {
 	if a.webhooks != nil {
 		a.webhooks.Close()
 	}
+	if a.creds != nil {
+		a.creds.Close()
+	}
 	if a.audit != nil {
 		a.audit.Close()
 	}
@@ -221,6 +248,9 @@ func (a *apiParts) run(ctx context.Context) error {
 	go a.policies.Run(ctx)
 	if a.webhooks != nil {
 		go a.webhooks.Run(ctx)
+	}
+	if a.creds != nil {
+		go a.creds.Run(ctx)
 	}
 	select {
 	case err := <-errc:
@@ -273,3 +303,16 @@ func (t tunnelAgents) Do(ctx context.Context, tenant, agent string, req *http.Re
 }
 
 func rateLimit(perSecond float64) rate.Limit { return rate.Limit(perSecond) }
+
+// CredentialsRedirect is the OAuth callback URL: credentials.redirect_url,
+// or the API's own address.
+func (c APIConfig) CredentialsRedirect(cc CredentialsConfig) string {
+	if cc.RedirectURL != "" {
+		return cc.RedirectURL
+	}
+	scheme := "http"
+	if c.TLS.Cert != "" {
+		scheme = "https"
+	}
+	return scheme + "://" + c.Listen + "/v1/oauth/callback"
+}

@@ -57,6 +57,8 @@ type Config struct {
 	Connectors ConnectorsConfig `yaml:"connectors"`
 	// Webhooks are the SaaS systems' inbound webhooks, on the API.
 	Webhooks WebhooksConfig `yaml:"webhooks"`
+	// Credentials is the encrypted credential manager of the connectors.
+	Credentials CredentialsConfig `yaml:"credentials"`
 }
 
 // StoreConfig is the store section.
@@ -106,7 +108,8 @@ func LoadConfig(path string) (Config, error) {
 // Paths lists the configuration's paths, for endpoint.LoadConfig.
 func (c *Config) Paths() []*string {
 	p := append(append(c.TLS.Paths(), c.PKI.paths()...), &c.Store.Dir)
-	return append(append(append(p, c.API.paths()...), c.Connectors.paths()...), c.Webhooks.paths()...)
+	p = append(append(p, c.API.paths()...), c.Connectors.paths()...)
+	return append(append(p, c.Webhooks.paths()...), c.Credentials.paths()...)
 }
 
 // Validate checks the configuration for mistakes an admin can fix.
@@ -124,6 +127,9 @@ func (c Config) Validate() error {
 	errs = append(errs, c.API.validate()...)
 	if c.Webhooks.enabled() && !c.API.enabled() {
 		errs = append(errs, errors.New("webhooks need the api: set api.listen"))
+	}
+	if c.Credentials.enabled() && !c.API.enabled() {
+		errs = append(errs, errors.New("credentials need the api: set api.listen"))
 	}
 	if c.QUIC != nil && c.TCP != nil && !*c.QUIC && !*c.TCP {
 		errs = append(errs, errors.New("quic and tcp are both off: agents could not connect"))

@@ -16,8 +16,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mcc-bridge/bridge/connectors"
 	"github.com/mcc-bridge/bridge/pki/devca"
 	"github.com/mcc-bridge/bridge/relay"
+	"github.com/mcc-bridge/bridge/relay/credentials"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -113,6 +115,9 @@ func cmdServe(args []string, stderr io.Writer) error {
 	cfg, err := relay.LoadConfig(*config)
 	if err != nil {
 		return err
+	}
+	if cfg.Credentials.MasterKeyFile == "" {
+		cfg.Credentials.MasterKey = connectors.Secret(os.Getenv(credentials.MasterKeyEnv))
 	}
 	log, err := cfg.Log.Logger(stderr)
 	if err != nil {
