@@ -70,10 +70,14 @@ lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-bench: ## measure the tunnel against plain TLS, the dispatcher against a direct call, the crawl against the emulator; prints BENCH lines
+bench: ## measure the tunnel, the dispatcher, credentials, webhooks and the crawl against their baselines; prints BENCH lines
 	@out=$$($(GO) test ./tunnel/tunnelbench -run '^TestReport$$' -count=1 -v -timeout 20m -args -bench.report 2>&1) || { echo "$$out"; exit 1; }; \
 		echo "$$out" | grep '^BENCH '
 	@out=$$($(GO) test ./relay/dispatch -run '^TestDispatchReport$$' -count=1 -v -timeout 10m -args -bench.report 2>&1) || { echo "$$out"; exit 1; }; \
+		echo "$$out" | grep '^BENCH '
+	@out=$$($(GO) test ./relay/credentials -run '^TestCredentialReport$$' -count=1 -v -timeout 10m -args -bench.report 2>&1) || { echo "$$out"; exit 1; }; \
+		echo "$$out" | grep '^BENCH '
+	@out=$$($(GO) test ./relay/webhooks -run '^TestWebhookReport$$' -count=1 -v -timeout 10m -args -bench.report 2>&1) || { echo "$$out"; exit 1; }; \
 		echo "$$out" | grep '^BENCH '
 	@out=$$($(GO) test ./agent/crawl -run '^(TestCrawlReport|TestStreamMemoryReport)$$' -count=1 -v -timeout 20m -args -bench.report 2>&1) || { echo "$$out"; exit 1; }; \
 		echo "$$out" | grep '^BENCH '

@@ -71,12 +71,15 @@ func TestCredentialReport(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		fmt.Printf("BENCH credentials concurrent_callers=1000 processes=%d token_requests=%d wall_ms=%.1f\n",
-			procs, e.prov.Requests()-before, float64(took.Microseconds())/1000)
+		fmt.Printf("BENCH credentials_token_requests_1000_callers_%d_managers %d requests\n", procs, e.prov.Requests()-before)
+		fmt.Printf("BENCH credentials_refresh_1000_callers_%d_managers_wall %.1f ms\n", procs, float64(took.Microseconds())/1000)
 	}
 	for _, parallel := range []bool{false, true} {
 		r := testing.Benchmark(func(b *testing.B) { benchCredential(b, parallel) })
-		fmt.Printf("BENCH credentials lookup parallel=%v ns_per_op=%d lookups_per_s=%.0f allocs_per_op=%d\n",
-			parallel, r.NsPerOp(), float64(r.N)/r.T.Seconds(), r.AllocsPerOp())
+		name := "credentials_lookup_decrypt_rate"
+		if parallel {
+			name += "_parallel"
+		}
+		fmt.Printf("BENCH %s %.0f lookups/s\n", name, float64(r.N)/r.T.Seconds())
 	}
 }

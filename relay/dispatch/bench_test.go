@@ -2,6 +2,8 @@ package dispatch_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -21,6 +23,7 @@ import (
 	"github.com/mcc-bridge/bridge/connectors"
 	"github.com/mcc-bridge/bridge/relay/audit"
 	"github.com/mcc-bridge/bridge/relay/callerauth"
+	"github.com/mcc-bridge/bridge/relay/credentials"
 	"github.com/mcc-bridge/bridge/relay/dispatch"
 	"github.com/mcc-bridge/bridge/relay/policy"
 )
@@ -45,6 +48,19 @@ func (instant) Execute(_ context.Context, _ string, ec connectors.ExecContext) (
 	return connectors.Result{Data: json.RawMessage(`{"id":"` + p.ID + `","title":"instant"}`), IDs: []string{p.ID}}, nil
 }
 
+// keyed is instant behind an API key held by the credential manager: each
+// call looks the key up and decrypts it.
+type keyed struct{ instant }
+
+func (keyed) ID() string         { return "keyed" }
+func (keyed) AuthMethod() string { return "api-key" }
+func (k keyed) Execute(ctx context.Context, op string, ec connectors.ExecContext) (connectors.Result, error) {
+	if ec.Credential.Token.Reveal() == "" {
+		return connectors.Result{}, connectors.Errorf(connectors.ClassUnauthorized, "no key")
+	}
+	return k.instant.Execute(ctx, op, ec)
+}
+
 // TestDispatchReport measures the dispatcher with everything real but the
 // system behind it: ES256 JWT verification, a Cedar decision, a payload
 // schema, and a durable (fsynced, group-committed) audit record per call,
@@ -64,7 +80,7 @@ func TestDispatchReport(t *testing.T) {
 	}
 	defer lg.Close()
 	os.MkdirAll(filepath.Join(dir, "policies", "acme"), 0o755)
-	os.WriteFile(filepath.Join(dir, "policies", "acme", "main.cedar"), []byte(`@id("readers") permit (principal in Role::"reader", action in Action::"read", resource == System::"instant");`), 0o644)
+	os.WriteFile(filepath.Join(dir, "policies", "acme", "main.cedar"), []byte(`@id("readers") permit (principal in Role::"reader", action in Action::"read", resource);`), 0o644)
 	pol, err := policy.Load(ctx, policy.Config{Dir: filepath.Join(dir, "policies")}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -77,8 +93,18 @@ func TestDispatchReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	key := make([]byte, 32)
+	rand.Read(key)
+	creds, err := credentials.New(ctx, credentials.Config{Dir: filepath.Join(dir, "credentials"), MasterKey: connectors.Secret(base64.StdEncoding.EncodeToString(key))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer creds.Close()
+	if _, err := creds.SetAPIKey(ctx, "acme", "keyed", credentials.APIKey{Key: "Zq9-bench-api-key", Subject: "bench"}); err != nil {
+		t.Fatal(err)
+	}
 	d, err := dispatch.New(dispatch.Config{
-		Connectors: []connectors.Connector{instant{}}, Auth: auth, Policy: pol, Audit: lg, Rate: 1e9, Burst: 1 << 30,
+		Connectors: []connectors.Connector{instant{}, keyed{}}, Auth: auth, Policy: pol, Audit: lg, Credentials: creds, Rate: 1e9, Burst: 1 << 30,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -105,8 +131,10 @@ func TestDispatchReport(t *testing.T) {
 	}))
 	defer direct.Close()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}}
+	var callWith func(url, body string) error
 	body := `{"targetSystem":"instant","operation":"get","payload":{"id":"doc-1"}}`
-	call := func(url string) error {
+	call := func(url string) error { return callWith(url, body) }
+	callWith = func(url, body string) error {
 		req, _ := http.NewRequest(http.MethodPost, url+"/v1/dispatch", strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+token)
 		resp, err := client.Do(req)
@@ -145,7 +173,7 @@ func TestDispatchReport(t *testing.T) {
 		}
 	}
 	// Throughput: 64 concurrent callers, 3 s or 40,000 calls each way.
-	throughput := func(url string) float64 {
+	throughput := func(call func() error) float64 {
 		const workers, maxCalls = 64, 40000
 		var n atomic.Int64
 		deadline := time.Now().Add(3 * time.Second)
@@ -156,7 +184,7 @@ func TestDispatchReport(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for time.Now().Before(deadline) && n.Add(1) <= maxCalls {
-					if err := call(url); err != nil {
+					if err := call(); err != nil {
 						t.Error(err)
 						return
 					}
@@ -166,8 +194,10 @@ func TestDispatchReport(t *testing.T) {
 		wg.Wait()
 		return float64(min(n.Load(), maxCalls)) / time.Since(start).Seconds()
 	}
-	dps := throughput(viaDispatch.URL)
-	base := throughput(direct.URL)
+	dps := throughput(func() error { return call(viaDispatch.URL) })
+	base := throughput(func() error { return call(direct.URL) })
+	keyedBody := `{"targetSystem":"keyed","operation":"get","payload":{"id":"doc-1"}}`
+	kps := throughput(func() error { return callWith(viaDispatch.URL, keyedBody) })
 
 	pct := func(d []time.Duration, p float64) time.Duration {
 		slices.Sort(d)
@@ -180,6 +210,8 @@ func TestDispatchReport(t *testing.T) {
 	bench("dispatch_direct_rate", base, "req/s")
 	bench("dispatch_rate_vs_direct", dps/base, "x")
 	bench("dispatch_rate_vs_target_5000", dps/5000, "x")
+	bench("dispatch_with_credential_rate", kps, "req/s")
+	bench("dispatch_with_credential_vs_without", kps/dps, "x")
 	bench("dispatch_p50", ms(p50d), "ms")
 	bench("dispatch_direct_p50", ms(p50b), "ms")
 	bench("dispatch_added_p50", ms(p50d-p50b), "ms")
