@@ -8,9 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
-	"time"
 	"unicode"
 
 	"github.com/mcc-bridge/bridge/connectors"
@@ -57,7 +55,7 @@ func (c *Connector) classify(ctx context.Context, resp *http.Response, body []by
 	st := resp.StatusCode
 	switch {
 	case st == http.StatusTooManyRequests || code == "429050":
-		d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), c.cfg.Now())
+		d, ok := connectors.ParseRetryAfter(resp.Header.Get("Retry-After"), c.cfg.Now())
 		if !ok {
 			d = c.cfg.RetryAfter
 		}
@@ -85,27 +83,6 @@ func transportError(ctx context.Context, err error) error {
 		return &connectors.Error{Class: connectors.ClassTimeout, Detail: "Adobe Analytics did not answer in time", Err: err}
 	}
 	return &connectors.Error{Class: connectors.ClassUnavailable, Detail: "Adobe Analytics could not be reached", Err: err}
-}
-
-// parseRetryAfter reads a Retry-After value: delay-seconds or an HTTP
-// date. Delays are capped at a day.
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	var d time.Duration
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n < 0 {
-			return 0, false
-		}
-		d = time.Duration(min(n, 86400)) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = max(t.Sub(now), 0)
-	} else {
-		return 0, false
-	}
-	return min(d, 24*time.Hour), true
 }
 
 // clean makes a message from Adobe fit to show: secrets removed, control

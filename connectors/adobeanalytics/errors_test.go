@@ -3,7 +3,6 @@ package adobeanalytics
 import (
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestParseError(t *testing.T) {
@@ -20,28 +19,6 @@ func TestParseError(t *testing.T) {
 		code, msg, ok := parseError([]byte(tc.in))
 		if code != tc.code || msg != tc.msg || ok != tc.ok {
 			t.Errorf("parseError(%s) = %q, %q, %v; want %q, %q, %v", tc.in, code, msg, ok, tc.code, tc.msg, tc.ok)
-		}
-	}
-}
-
-func TestParseRetryAfter(t *testing.T) {
-	now := time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
-	for _, tc := range []struct {
-		in   string
-		want time.Duration
-		ok   bool
-	}{
-		{"6", 6 * time.Second, true},
-		{"Wed, 01 May 2024 10:00:30 GMT", 30 * time.Second, true},
-		{"Wed, 01 May 2024 09:00:00 GMT", 0, true},
-		{"999999999999", 24 * time.Hour, true},
-		{"-1", 0, false},
-		{"later", 0, false},
-		{"", 0, false},
-	} {
-		got, ok := parseRetryAfter(tc.in, now)
-		if got != tc.want || ok != tc.ok {
-			t.Errorf("parseRetryAfter(%q) = %v, %v; want %v, %v", tc.in, got, ok, tc.want, tc.ok)
 		}
 	}
 }

@@ -8,9 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
-	"time"
 	"unicode"
 
 	"github.com/mcc-bridge/bridge/connectors"
@@ -53,7 +51,7 @@ func (c *Connector) classify(ctx context.Context, who string, resp *http.Respons
 	}
 	switch st := resp.StatusCode; {
 	case st == http.StatusTooManyRequests:
-		d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), c.cfg.Now())
+		d, ok := connectors.ParseRetryAfter(resp.Header.Get("Retry-After"), c.cfg.Now())
 		if !ok {
 			d = c.cfg.RetryAfter
 		}
@@ -82,27 +80,6 @@ func transportError(ctx context.Context, who string, err error) error {
 		return &connectors.Error{Class: connectors.ClassTimeout, Detail: who + " did not answer in time", Err: err}
 	}
 	return &connectors.Error{Class: connectors.ClassUnavailable, Detail: who + " could not be reached", Err: err}
-}
-
-// parseRetryAfter reads a Retry-After value: delay-seconds or an HTTP
-// date. Delays are capped at a day.
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	var d time.Duration
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n < 0 {
-			return 0, false
-		}
-		d = time.Duration(min(n, 86400)) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = max(t.Sub(now), 0)
-	} else {
-		return 0, false
-	}
-	return min(d, 24*time.Hour), true
 }
 
 // clean makes a message from AEM fit to show: secrets removed, control

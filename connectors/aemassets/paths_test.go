@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestPlanParts(t *testing.T) {
@@ -120,8 +119,5 @@ func TestParseMessage(t *testing.T) {
 		if got := parseMessage([]byte(tc.in)); got != tc.want {
 			t.Errorf("parseMessage(%s) = %q, want %q", tc.in, got, tc.want)
 		}
-	}
-	if d, ok := parseRetryAfter("12", time.Now()); !ok || d != 12*time.Second {
-		t.Errorf("parseRetryAfter(12) = %v, %v", d, ok)
 	}
 }

@@ -485,28 +485,10 @@ func (c *Connector) statusError(status int, h http.Header) error {
 	case status >= 500 || status < 400:
 		e.Class = connectors.ClassUnavailable
 	}
-	if d, ok := parseRetryAfter(h.Get("Retry-After"), c.now()); ok && (e.Class == connectors.ClassRateLimited || e.Class == connectors.ClassUnavailable) {
+	if d, ok := connectors.ParseRetryAfter(h.Get("Retry-After"), c.now()); ok && (e.Class == connectors.ClassRateLimited || e.Class == connectors.ClassUnavailable) {
 		e.RetryAfter = d
 	}
 	return e
-}
-
-// parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP
-// date; the wait is clamped to [0, 1h].
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	var d time.Duration
-	if n, err := parseSeconds(v); err == nil {
-		d = n
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	} else {
-		return 0, false
-	}
-	return min(max(d, 0), maxRetryAfter), true
 }
 
 // parseSeconds parses delay-seconds (digits only), saturating at maxRetryAfter.

@@ -116,7 +116,7 @@ func spent(h http.Header, prefix string) bool {
 // (the later), else until the user bucket's Reset; zero when nothing says.
 func (c *Connector) rateLimitWait(h http.Header) time.Duration {
 	now := c.now()
-	if d, ok := parseRetryAfter(h.Get("Retry-After"), now); ok {
+	if d, ok := connectors.ParseRetryAfter(h.Get("Retry-After"), now); ok {
 		return clamp(d)
 	}
 	var wait time.Duration
@@ -149,27 +149,6 @@ func epoch(v string) (time.Time, bool) {
 	}
 	sec, frac := math.Modf(f)
 	return time.Unix(int64(sec), int64(frac*1e9)), true
-}
-
-// parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date.
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n < 0 {
-			return 0, false
-		}
-		if n > int64(maxRetryAfter/time.Second) {
-			return maxRetryAfter, true
-		}
-		return time.Duration(n) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return t.Sub(now), true
-	}
-	return 0, false
 }
 
 // cleanDetail makes a message from Quip safe to show: printable, one

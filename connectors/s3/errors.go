@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"time"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -149,18 +148,8 @@ func isSTS(err error) bool {
 	return false
 }
 
-// retryAfter parses a Retry-After header (seconds or an HTTP date); zero
-// when there is none.
+// retryAfter is the delay of a Retry-After header; zero when there is none.
 func retryAfter(h http.Header, now time.Time) time.Duration {
-	v := h.Get("Retry-After")
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
+	d, _ := connectors.ParseRetryAfter(h.Get("Retry-After"), now)
+	return d
 }

@@ -73,7 +73,7 @@ func (c *Connector) classify(ctx context.Context, resp *http.Response, body []by
 	case connectors.ClassUnauthorized:
 		e.Detail = fmt.Sprintf("Salesforce refused the access token (%d %s)", resp.StatusCode, code)
 	case connectors.ClassRateLimited:
-		d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), c.cfg.Now())
+		d, ok := connectors.ParseRetryAfter(resp.Header.Get("Retry-After"), c.cfg.Now())
 		switch {
 		case ok:
 		case strings.Contains(strings.ToLower(msg), "concurrent"):
@@ -149,27 +149,6 @@ func parseLimitInfo(h string) (used, limit int, ok bool) {
 		return n, m, true
 	}
 	return 0, 0, false
-}
-
-// parseRetryAfter reads a Retry-After value: delay-seconds or an HTTP
-// date. Delays are capped at a day.
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	var d time.Duration
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n < 0 {
-			return 0, false
-		}
-		d = time.Duration(min(n, 86400)) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = max(t.Sub(now), 0)
-	} else {
-		return 0, false
-	}
-	return min(d, 24*time.Hour), true
 }
 
 // clean makes a message from Salesforce fit to show: secret removed,

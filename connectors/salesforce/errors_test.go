@@ -3,7 +3,6 @@ package salesforce
 import (
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestParseLimitInfo(t *testing.T) {
@@ -23,29 +22,6 @@ func TestParseLimitInfo(t *testing.T) {
 		used, limit, ok := parseLimitInfo(tc.in)
 		if used != tc.used || limit != tc.limit || ok != tc.ok {
 			t.Errorf("parseLimitInfo(%q) = %d, %d, %v; want %d, %d, %v", tc.in, used, limit, ok, tc.used, tc.limit, tc.ok)
-		}
-	}
-}
-
-func TestParseRetryAfter(t *testing.T) {
-	now := time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
-	for _, tc := range []struct {
-		in   string
-		want time.Duration
-		ok   bool
-	}{
-		{"7", 7 * time.Second, true},
-		{" 0 ", 0, true},
-		{"Wed, 01 May 2024 10:00:30 GMT", 30 * time.Second, true},
-		{"Wed, 01 May 2024 09:00:00 GMT", 0, true},
-		{"999999999999", 24 * time.Hour, true},
-		{"-3", 0, false},
-		{"soon", 0, false},
-		{"", 0, false},
-	} {
-		got, ok := parseRetryAfter(tc.in, now)
-		if got != tc.want || ok != tc.ok {
-			t.Errorf("parseRetryAfter(%q) = %v, %v; want %v, %v", tc.in, got, ok, tc.want, tc.ok)
 		}
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -149,17 +148,11 @@ func safeCode(s string) string {
 	return b.String()
 }
 
-// retryAfter parses Slack's Retry-After, a number of seconds; anything
-// else (or nothing) is zero, leaving the wait to the dispatcher's backoff.
+// retryAfter is the delay of Slack's Retry-After (seconds); zero when
+// absent or malformed, leaving the wait to the dispatcher's backoff.
 func retryAfter(v string) time.Duration {
-	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-	if err != nil || n <= 0 {
-		return 0
-	}
-	if d := time.Duration(n) * time.Second; n < int64(maxRetryAfter/time.Second) {
-		return d
-	}
-	return maxRetryAfter
+	d, _ := connectors.ParseRetryAfter(v, time.Now())
+	return d
 }
 
 // transportError classifies a failure to get an answer.

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -187,23 +186,10 @@ func safeMessage(msg, secret string) string {
 	return msg
 }
 
-// retryAfter parses a Retry-After value: delay seconds or an HTTP date.
-// It returns zero when absent or unparseable, and caps it at an hour.
+// retryAfter is connectors.ParseRetryAfter's delay (zero when absent or malformed).
 func retryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n < 0 {
-			return 0
-		}
-		d = time.Duration(min(n, 3600)) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	}
-	return min(max(d, 0), time.Hour)
+	d, _ := connectors.ParseRetryAfter(v, now)
+	return d
 }
 
 // leaks reports whether msg holds secret or an 8-byte run of it.
