@@ -40,9 +40,6 @@ type Config struct {
 // maxBody caps an answer read into memory.
 const maxBody = 16 << 20
 
-// maxRetryAfter caps the wait a Retry-After asks for.
-const maxRetryAfter = time.Hour
-
 // Connector is a connector made from a Definition. It is safe for
 // concurrent use.
 type Connector struct {
@@ -489,21 +486,6 @@ func (c *Connector) statusError(status int, h http.Header) error {
 		e.RetryAfter = d
 	}
 	return e
-}
-
-// parseSeconds parses delay-seconds (digits only), saturating at maxRetryAfter.
-func parseSeconds(v string) (time.Duration, error) {
-	if v == "" || strings.TrimLeft(v, "0123456789") != "" {
-		return 0, errors.New("not delay-seconds")
-	}
-	var n time.Duration
-	for _, r := range v {
-		n = n*10 + time.Duration(r-'0')*time.Second
-		if n > maxRetryAfter {
-			return maxRetryAfter, nil
-		}
-	}
-	return n, nil
 }
 
 // transportError classifies a failure to get an answer.

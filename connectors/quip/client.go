@@ -21,9 +21,6 @@ import (
 // maxBody caps a Quip answer read into memory (documents come as HTML).
 const maxBody = 32 << 20
 
-// maxRetryAfter caps the wait Quip's headers ask for.
-const maxRetryAfter = time.Hour
-
 // apiError is Quip's error body.
 type apiError struct {
 	Code        int    `json:"error_code"`
@@ -138,7 +135,7 @@ func (c *Connector) rateLimitWait(h http.Header) time.Duration {
 }
 
 func clamp(d time.Duration) time.Duration {
-	return min(max(d, 0), maxRetryAfter)
+	return min(max(d, 0), connectors.MaxRetryAfter)
 }
 
 // epoch parses a UTC epoch second (fractions allowed).

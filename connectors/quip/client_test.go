@@ -82,7 +82,7 @@ func FuzzStatusError(f *testing.F) {
 		if !ok {
 			t.Fatalf("%T, want *connectors.Error", err)
 		}
-		if strings.Contains(ce.Error(), tok) || ce.RetryAfter < 0 || ce.RetryAfter > maxRetryAfter || len(ce.Detail) > 300 {
+		if strings.Contains(ce.Error(), tok) || ce.RetryAfter < 0 || ce.RetryAfter > connectors.MaxRetryAfter || len(ce.Detail) > 300 {
 			t.Errorf("unsafe error %q (retry %v)", ce.Error(), ce.RetryAfter)
 		}
 	})

@@ -19,9 +19,6 @@ import (
 // maxBody caps a Slack answer read into memory.
 const maxBody = 8 << 20
 
-// maxRetryAfter caps a Retry-After Slack asks for.
-const maxRetryAfter = time.Hour
-
 // envelope is the part of every Web API answer that says how it went.
 type envelope struct {
 	OK    bool   `json:"ok"`

@@ -80,7 +80,7 @@ func FuzzStatusError(f *testing.F) {
 		if !ok {
 			t.Fatalf("%T, want *connectors.Error", err)
 		}
-		if len(ce.Detail) > 200 || strings.ContainsAny(ce.Detail, "<>\x00\"") || ce.RetryAfter < 0 || ce.RetryAfter > maxRetryAfter {
+		if len(ce.Detail) > 200 || strings.ContainsAny(ce.Detail, "<>\x00\"") || ce.RetryAfter < 0 || ce.RetryAfter > connectors.MaxRetryAfter {
 			t.Errorf("unsafe error %q (retry %v)", ce.Detail, ce.RetryAfter)
 		}
 	})
