@@ -120,6 +120,11 @@ operations:
 			t.Error("a token or secret is in the connection listing or the relay's log")
 		}
 	}
+	// The dashboard shows the connection, never its token.
+	dash := getText(t, "http://"+r.OpsAddr()+"/status?format=json")
+	if !strings.Contains(dash, "notes oauth2 (acme)") || strings.Contains(dash, lastAuth) {
+		t.Errorf("the dashboard's credentials: %s", dash)
+	}
 	// Another tenant has no connection of its own.
 	if code, _, body := api.dispatch(outsider, "notes", "create_note", map[string]any{"text": "hi"}); code != 503 {
 		t.Errorf("another tenant: %d %s, want 503 credential-unavailable", code, body)

@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/mcc-bridge/bridge/pki/renew"
+	"github.com/mcc-bridge/bridge/relay/credentials"
 	"github.com/mcc-bridge/bridge/relay/dashboard"
 )
 
@@ -52,6 +55,7 @@ func (r *Relay) dashboardSnapshot(ctx context.Context) dashboard.Snapshot {
 		}
 		s.Credentials = append(s.Credentials, c)
 	}
+	s.Credentials = append(s.Credentials, r.connectionRows(ctx, now)...)
 	docs := map[string]string{}
 	for _, a := range r.server.Agents() {
 		da := dashboard.Agent{Tenant: a.Tenant, Agent: a.Agent, Sessions: len(a.Sessions)}
@@ -77,4 +81,48 @@ func (r *Relay) dashboardSnapshot(ctx context.Context) dashboard.Snapshot {
 		s.Agents = append(s.Agents, da)
 	}
 	return s
+}
+
+// connectionRows lists the credential manager's connections of every
+// tenant that has policies or a connected agent: name, expiry and state,
+// never a secret.
+func (r *Relay) connectionRows(ctx context.Context, now time.Time) []dashboard.Credential {
+	if r.api == nil || r.api.creds == nil {
+		return nil
+	}
+	tenants := map[string]bool{}
+	for _, t := range r.api.policies.Tenants() {
+		tenants[t] = true
+	}
+	for _, a := range r.server.Agents() {
+		tenants[a.Tenant] = true
+	}
+	var rows []dashboard.Credential
+	for _, t := range slices.Sorted(maps.Keys(tenants)) {
+		lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		conns, err := r.api.creds.List(lctx, t)
+		cancel()
+		if err != nil {
+			continue
+		}
+		for _, c := range conns {
+			row := dashboard.Credential{Name: fmt.Sprintf("%s %s (%s)", c.System, c.Method, t), Kind: dashboard.KindOAuth, Tenant: t, ExpiresAt: c.Expires}
+			if c.Expires.IsZero() && !c.RotateBy.IsZero() {
+				row.ExpiresAt = c.RotateBy
+			}
+			switch c.State {
+			case credentials.StateExpired, credentials.StateAlert, credentials.StateRevoked:
+				row.State = dashboard.StateExpired
+			case credentials.StateInitial:
+				row.State = dashboard.StateExpiring
+			default:
+				row.State = dashboard.StateOK
+				if !row.ExpiresAt.IsZero() && row.ExpiresAt.Sub(now) < 15*time.Minute {
+					row.State = dashboard.StateExpiring
+				}
+			}
+			rows = append(rows, row)
+		}
+	}
+	return rows
 }
