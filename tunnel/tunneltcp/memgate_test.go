@@ -60,14 +60,23 @@ func TestSessionMemoryCap(t *testing.T) {
 			return st.CloseWrite()
 		})
 	}
-	var accepted []tunnel.Stream
-	for range streams {
-		st, err := s.AcceptStream(ctx)
-		if err != nil {
-			t.Fatal(err)
+	// Streams are accepted as they come, but not read. Once the cap holds
+	// reads from the peer, later streams' opening frames wait behind the
+	// data, so not every stream need have arrived when reading starts.
+	accepted := make(chan tunnel.Stream, streams)
+	var acceptErr error
+	acceptDone := make(chan struct{})
+	go func() {
+		defer close(acceptDone)
+		for range streams {
+			st, err := s.AcceptStream(ctx)
+			if err != nil {
+				acceptErr = err
+				return
+			}
+			accepted <- st
 		}
-		accepted = append(accepted, st)
-	}
+	}()
 	time.Sleep(time.Second) // the writers push as hard as they can; nobody reads
 	if got := gate.unreadBytes(); got > limit+window {
 		t.Errorf("session holds %d bytes unread, want at most %d (cap plus one frame)", got, limit+window)
@@ -78,7 +87,16 @@ func TestSessionMemoryCap(t *testing.T) {
 		t.Error("no log line about reaching the cap")
 	}
 	var readers errgroup.Group
-	for _, st := range accepted {
+	for range streams {
+		var st tunnel.Stream
+		select {
+		case st = <-accepted:
+		case <-acceptDone:
+			if acceptErr != nil {
+				t.Fatalf("accept: %v", acceptErr)
+			}
+			st = <-accepted
+		}
 		readers.Go(func() error {
 			defer st.Close()
 			n, err := io.Copy(io.Discard, st)
