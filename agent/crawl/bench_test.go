@@ -138,10 +138,10 @@ func TestCrawlReport(t *testing.T) {
 	}
 	lw.stopRelay()
 	latServe := float64(served) / elapsed.Seconds()
-	unit := fmt.Sprintf("items/s (%v a request)", benchLatency)
-	report("crawl_full_latency_items_per_s", latRate, unit)
-	report("crawl_emulator_serving_latency_items_per_s", latServe, unit)
-	report("crawl_full_vs_serving_latency", latRate/latServe, "ratio")
+	lat5 := fmt.Sprintf("latency%dms", benchLatency.Milliseconds())
+	report("crawl_full_"+lat5+"_items_per_s", latRate, "items/s")
+	report("crawl_emulator_serving_"+lat5+"_items_per_s", latServe, "items/s")
+	report("crawl_full_vs_serving_"+lat5, latRate/latServe, "ratio")
 
 	// Full crawl by the real binaries.
 	pw := newProcWorld(t, spec, procOptions{protocol: "auto", poll: benchPoll, concurrency: benchConcurrency, rate: 1e6})
