@@ -184,8 +184,9 @@ func (r *Relay) startAPI(ctx context.Context, cfg Config, reg *prometheus.Regist
 			a.close()
 			return nil, fmt.Errorf("credentials: %w", err)
 		}
+		audited := auditedAdmin(h, auth, a.audit, log.With("part", "credentials"))
 		for _, p := range []string{"/v1/connections", "/v1/connections/", "/v1/oauth/callback"} {
-			mux.Handle(p, h)
+			mux.Handle(p, audited)
 		}
 	}
 	if cfg.Webhooks.enabled() {

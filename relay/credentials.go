@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/oauth2"
 
 	"github.com/mcc-bridge/bridge/connectors"
+	"github.com/mcc-bridge/bridge/relay/audit"
 	"github.com/mcc-bridge/bridge/relay/credentials"
 	"github.com/mcc-bridge/bridge/relay/dispatch"
 	"github.com/mcc-bridge/bridge/relay/policy"
@@ -190,4 +192,72 @@ func callerSubject(auth dispatch.Authenticator) func(r *http.Request) string {
 		}
 		return c.UserID
 	}
+}
+
+// auditedAdmin records every request to the credential admin API in the
+// caller's tenant's audit log (the OAuth callback, which carries no caller,
+// under dispatch.AnonymousTenant), after it is answered.
+func auditedAdmin(h http.Handler, auth dispatch.Authenticator, lg dispatch.AuditLog, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		trace, _ := dispatch.TraceID(r)
+		w.Header().Set("X-Trace-Id", trace)
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		h.ServeHTTP(sw, r)
+		rec := audit.Record{
+			Timestamp: start.UTC(), TraceID: trace, EventType: "credentials." + adminAction(r),
+			TargetSystem: CredentialsSystem, Operation: adminSystem(r.URL.Path),
+			Tenant:   audit.Tenant{ID: dispatch.AnonymousTenant},
+			Request:  audit.Redact(map[string]string{"method": r.Method, "path": r.URL.Path}),
+			Response: audit.Response{Success: sw.status < 400, LatencyMs: float64(time.Since(start).Microseconds()) / 1000},
+		}
+		if sw.status >= 400 {
+			rec.Response.Error = http.StatusText(sw.status)
+		}
+		if c, err := auth.Authenticate(r.Context(), r); err == nil {
+			rec.User = audit.User{ID: c.UserID, Email: c.Email, Roles: c.Roles}
+			rec.Tenant = audit.Tenant{ID: c.Tenant, Name: c.TenantName}
+			rec.AuthMethod = c.AuthMethod
+		}
+		if _, err := lg.Append(context.WithoutCancel(r.Context()), rec); err != nil {
+			log.Error("audit record of a credential admin request not stored", "trace_id", trace, "err", err)
+		}
+	})
+}
+
+// adminAction names a credential admin request: authorize, callback,
+// list, get or revoke.
+func adminAction(r *http.Request) string {
+	switch {
+	case strings.HasSuffix(r.URL.Path, "/authorize"):
+		return "authorize"
+	case strings.HasPrefix(r.URL.Path, "/v1/oauth/callback"):
+		return "callback"
+	case r.Method == http.MethodDelete:
+		return "revoke"
+	case r.URL.Path == "/v1/connections" || r.URL.Path == "/v1/connections/":
+		return "list"
+	}
+	return "get"
+}
+
+// adminSystem is the system a credential admin path names, or "".
+func adminSystem(p string) string {
+	rest, ok := strings.CutPrefix(p, "/v1/connections/")
+	if !ok {
+		return ""
+	}
+	sys, _, _ := strings.Cut(rest, "/")
+	return sys
+}
+
+// statusWriter remembers the status a handler answered with.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -135,5 +136,25 @@ operations:
 	}
 	if code, _, body := api.dispatch(admin, "notes", "create_note", map[string]any{"text": "hi"}); code != 503 || !strings.Contains(string(body), "credential-unavailable") {
 		t.Errorf("after revoking: %d %s", code, body)
+	}
+	// Every admin request is in acme's audit log, the refused one too.
+	code, _, body = api.do(http.MethodGet, "/v1/audit?system=credentials&limit=100", admin, nil)
+	var recs struct {
+		Records []struct {
+			EventType string
+			Operation string
+			User      struct{ ID string }
+			Response  struct{ Success bool }
+		}
+	}
+	json.Unmarshal(body, &recs)
+	seen := map[string]bool{}
+	for _, rec := range recs.Records {
+		seen[fmt.Sprintf("%s %s %s %v", rec.EventType, rec.Operation, rec.User.ID, rec.Response.Success)] = true
+	}
+	for _, want := range []string{"credentials.authorize notes owner true", "credentials.authorize notes sam false", "credentials.list  owner true", "credentials.revoke notes owner true"} {
+		if !seen[want] {
+			t.Errorf("no audit record %q in %d: %s", want, code, body)
+		}
 	}
 }
