@@ -65,7 +65,8 @@ type ProviderConfig struct {
 type ServiceConfig struct {
 	System string `yaml:"system"`
 	Tenant string `yaml:"tenant"`
-	// Method is api-key, client-credentials, jwt-bearer or sts-assume-role.
+	// Method is client-credentials, jwt-bearer, sts-assume-role or mtls
+	// (API keys are stored through the admin API).
 	Method           string   `yaml:"method"`
 	TokenURL         string   `yaml:"token_url"`
 	ClientID         string   `yaml:"client_id"`
@@ -76,6 +77,10 @@ type ServiceConfig struct {
 	Subject        string `yaml:"subject"`
 	Audience       string `yaml:"audience"`
 	PrivateKeyFile string `yaml:"private_key_file"`
+	// CertificateFile (with PrivateKeyFile) is an mTLS client certificate,
+	// e.g. the relay's own from step-ca (pki.state_dir/relay.crt and
+	// relay.key), followed when renewed in place.
+	CertificateFile string `yaml:"certificate_file"`
 	// AccessKeyID and SecretAccessKeyFile are the relay's base AWS keys.
 	AccessKeyID         string `yaml:"access_key_id"`
 	SecretAccessKeyFile string `yaml:"secret_access_key_file"`
@@ -89,7 +94,7 @@ func (c *CredentialsConfig) paths() []*string {
 		out = append(out, &c.Providers[i].ClientSecretFile)
 	}
 	for i := range c.Services {
-		out = append(out, &c.Services[i].ClientSecretFile, &c.Services[i].PrivateKeyFile, &c.Services[i].SecretAccessKeyFile)
+		out = append(out, &c.Services[i].ClientSecretFile, &c.Services[i].PrivateKeyFile, &c.Services[i].SecretAccessKeyFile, &c.Services[i].CertificateFile)
 	}
 	return out
 }
@@ -136,7 +141,11 @@ func openCredentials(ctx context.Context, c CredentialsConfig, reg prometheus.Re
 		var sv credentials.Service
 		var err1, err2, err3, err4 error
 		sv.ClientSecret, err1 = readSecret(s.ClientSecretFile)
-		sv.PrivateKeyPEM, err2 = readSecret(s.PrivateKeyFile)
+		if credentials.Method(s.Method) == credentials.MethodMTLS {
+			sv.CertificateFile, sv.KeyFile = s.CertificateFile, s.PrivateKeyFile
+		} else {
+			sv.PrivateKeyPEM, err2 = readSecret(s.PrivateKeyFile)
+		}
 		sv.SecretAccessKey, err3 = readSecret(s.SecretAccessKeyFile)
 		sv.AuthStyle, err4 = authStyle(s.AuthStyle)
 		if err := errors.Join(err1, err2, err3, err4); err != nil {

@@ -3,6 +3,8 @@ package custom
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +14,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mcc-bridge/bridge/connectors"
@@ -51,6 +54,9 @@ type Connector struct {
 	log    *slog.Logger
 	health func(ctx context.Context, tenant string) error
 	now    func() time.Time
+
+	mu      sync.Mutex                // guards clients
+	clients map[[32]byte]*http.Client // mTLS: a client per certificate
 }
 
 // New checks def and returns its connector.
@@ -295,7 +301,11 @@ func (c *Connector) do(ctx context.Context, o *op, payload map[string]any, extra
 	if err := c.authenticate(req, cred); err != nil {
 		return nil, nil, err
 	}
-	resp, err := c.hc.Do(req)
+	hc, err := c.client(cred)
+	if err != nil {
+		return nil, nil, err
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, nil, c.transportError(err)
 	}
@@ -339,6 +349,10 @@ func (c *Connector) authenticate(req *http.Request, cred connectors.Credential) 
 			return missing("API key")
 		}
 		req.Header.Set(c.def.Auth.Header, cred.Token.Reveal())
+	case "mtls":
+		if cred.Values["certificate_pem"] == "" || cred.Values["private_key_pem"] == "" {
+			return missing("client certificate")
+		}
 	case "basic":
 		user, pass := cred.Values["username"], cred.Values["password"]
 		if pass == "" {
@@ -495,4 +509,46 @@ func (c *Connector) transportError(err error) error {
 		return &connectors.Error{Class: connectors.ClassTimeout, Detail: c.def.Name + " did not answer in time", Err: err}
 	}
 	return &connectors.Error{Class: connectors.ClassUnavailable, Detail: c.def.Name + " could not be reached", Err: err}
+}
+
+// maxClients bounds the mTLS clients kept (one per client certificate).
+const maxClients = 64
+
+// client is the HTTP client for cred: the configured one, or for mTLS a
+// copy of it presenting cred's client certificate, kept per certificate so
+// connections are reused until the certificate is renewed.
+func (c *Connector) client(cred connectors.Credential) (*http.Client, error) {
+	if c.def.Auth.Method != "mtls" {
+		return c.hc, nil
+	}
+	certPEM, keyPEM := cred.Values["certificate_pem"].Reveal(), cred.Values["private_key_pem"].Reveal()
+	key := sha256.Sum256([]byte(certPEM))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if hc, ok := c.clients[key]; ok {
+		return hc, nil
+	}
+	pair, err := tls.X509KeyPair([]byte(certPEM), []byte(keyPEM))
+	if err != nil {
+		return nil, connectors.Errorf(connectors.ClassUnauthorized, "the relay's client certificate for %s is unusable; renew it", c.def.Name)
+	}
+	var base *http.Transport
+	if t, ok := c.hc.Transport.(*http.Transport); ok {
+		base = t.Clone()
+	} else {
+		base = http.DefaultTransport.(*http.Transport).Clone()
+	}
+	if base.TLSClientConfig == nil {
+		base.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	base.TLSClientConfig.Certificates = []tls.Certificate{pair}
+	hc := &http.Client{Transport: base, Timeout: c.hc.Timeout, CheckRedirect: c.hc.CheckRedirect}
+	if c.clients == nil || len(c.clients) >= maxClients {
+		for _, old := range c.clients {
+			old.CloseIdleConnections()
+		}
+		c.clients = map[[32]byte]*http.Client{}
+	}
+	c.clients[key] = hc
+	return hc, nil
 }

@@ -32,7 +32,8 @@ type Definition struct {
 
 // AuthDef says how requests authenticate.
 type AuthDef struct {
-	// Method is "bearer", "api-key-header", "basic" or "none".
+	// Method is "bearer", "api-key-header", "basic", "mtls" (the credential's client
+	// certificate, Values certificate_pem and private_key_pem) or "none".
 	Method string `yaml:"method" json:"method"`
 	// Header is the API key's header for "api-key-header", e.g. X-API-Key.
 	Header string `yaml:"header,omitempty" json:"header,omitempty"`
@@ -206,7 +207,7 @@ func (d Definition) check() (map[string]*op, error) {
 		return nil, err
 	}
 	switch d.Auth.Method {
-	case "bearer", "basic", "none":
+	case "bearer", "basic", "none", "mtls":
 		if d.Auth.Header != "" {
 			return nil, fmt.Errorf("auth: header is only for api-key-header, not %s", d.Auth.Method)
 		}
@@ -215,7 +216,7 @@ func (d Definition) check() (map[string]*op, error) {
 			return nil, fmt.Errorf("auth: api-key-header needs a header name, got %q", d.Auth.Header)
 		}
 	default:
-		return nil, fmt.Errorf("auth: method %q: want bearer, api-key-header, basic or none", d.Auth.Method)
+		return nil, fmt.Errorf("auth: method %q: want bearer, api-key-header, basic, mtls or none", d.Auth.Method)
 	}
 	if len(d.Operations) == 0 {
 		return nil, errors.New("no operations")

@@ -36,6 +36,9 @@ const (
 	// MethodSTSAssumeRole hands out the relay's base AWS keys; the
 	// connector assumes the tenant's role with them.
 	MethodSTSAssumeRole Method = "sts-assume-role"
+	// MethodMTLS is a client certificate (mutual TLS): the relay's own
+	// from step-ca, or one the system issued.
+	MethodMTLS Method = "mtls"
 )
 
 // State is where a connection is in its life (the seed's 3.4):
@@ -135,6 +138,11 @@ type Service struct {
 	// RoleARN and ExternalID, when set, are handed out in Values
 	// ("role_arn", "external_id") for the connector to assume.
 	RoleARN, ExternalID string
+	// CertificateFile and KeyFile are a client certificate chain and its
+	// key (PEM files; mTLS). They are read again whenever either file
+	// changes, so a certificate renewed in place (the relay's own, from
+	// step-ca) is followed.
+	CertificateFile, KeyFile string
 }
 
 // Config configures a Manager. The zero value of every field but Dir and
@@ -344,7 +352,8 @@ func (p Provider) validate() error {
 // preparedService is a validated Service with its private key parsed.
 type preparedService struct {
 	Service
-	key *rsa.PrivateKey
+	key  *rsa.PrivateKey
+	cert *certFiles // MethodMTLS
 }
 
 func serviceKey(system, tenant string) string { return system + "\x00" + tenant }
@@ -389,9 +398,17 @@ func (s Service) prepare() (*preparedService, error) {
 		if s.AccessKeyID == "" || s.SecretAccessKey == "" {
 			return nil, fmt.Errorf("system %s: STS AssumeRole needs AccessKeyID and SecretAccessKey", s.System)
 		}
+	case MethodMTLS:
+		if s.CertificateFile == "" || s.KeyFile == "" {
+			return nil, fmt.Errorf("system %s: mTLS needs CertificateFile and KeyFile", s.System)
+		}
+		ps.cert = &certFiles{cert: s.CertificateFile, key: s.KeyFile}
+		if _, err := ps.cert.load(); err != nil {
+			return nil, fmt.Errorf("system %s: %w", s.System, err)
+		}
 	default:
-		return nil, fmt.Errorf("system %s: Method %q is not one of %s, %s, %s (API keys are stored with SetAPIKey)",
-			s.System, s.Method, MethodClientCredentials, MethodJWTBearer, MethodSTSAssumeRole)
+		return nil, fmt.Errorf("system %s: Method %q is not one of %s, %s, %s, %s (API keys are stored with SetAPIKey)",
+			s.System, s.Method, MethodClientCredentials, MethodJWTBearer, MethodSTSAssumeRole, MethodMTLS)
 	}
 	if ps.TokenTTL <= 0 {
 		ps.TokenTTL = 15 * time.Minute

@@ -45,6 +45,13 @@ func (m *Manager) service(system, tenant string) *preparedService {
 // cached tokens while they are far from expiry, one request at a time per
 // tenant and system otherwise.
 func (m *Manager) serviceCredential(ctx context.Context, req connectors.CredentialRequest, s *preparedService) (connectors.Credential, error) {
+	if s.Method == MethodMTLS {
+		c, err := s.cert.load()
+		if err != nil {
+			return connectors.Credential{}, fmt.Errorf("%w: %s: %w", connectors.ErrNoCredential, req.System, err)
+		}
+		return c, nil
+	}
 	if s.Method == MethodSTSAssumeRole {
 		c := connectors.Credential{Pattern: connectors.ServiceToService, Method: string(MethodSTSAssumeRole), Subject: s.Subject,
 			Values: map[string]connectors.Secret{"access_key_id": s.AccessKeyID, "secret_access_key": s.SecretAccessKey}}
