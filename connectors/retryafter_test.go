@@ -47,3 +47,30 @@ func FuzzParseRetryAfter(f *testing.F) {
 		}
 	})
 }
+
+func TestParseBaseURL(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string // want "" means refused
+	}{
+		{"https://api.example.com/", "https://api.example.com"},
+		{" https://api.example.com/v1 ", "https://api.example.com/v1"},
+		{"http://127.0.0.1:8080", "http://127.0.0.1:8080"},
+		{"http://localhost:9", "http://localhost:9"},
+		{"http://[::1]:9", "http://[::1]:9"},
+		{"http://api.example.com", ""},
+		{"ftp://api.example.com", ""},
+		{"https://user:pw@api.example.com", ""},
+		{"https://api.example.com/?q=1", ""},
+		{"https://api.example.com/#x", ""},
+		{"/relative", ""},
+		{"::", ""},
+	} {
+		u, err := connectors.ParseBaseURL(tc.in)
+		switch {
+		case tc.want == "" && err == nil:
+			t.Errorf("ParseBaseURL(%q) = %v, want an error", tc.in, u)
+		case tc.want != "" && (err != nil || u.String() != tc.want):
+			t.Errorf("ParseBaseURL(%q) = %v, %v; want %s", tc.in, u, err, tc.want)
+		}
+	}
+}

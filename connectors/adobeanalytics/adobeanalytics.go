@@ -4,15 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"regexp"
-	"strings"
 	"sync"
 	"time"
 
@@ -76,7 +73,7 @@ func New(cfg Config) (*Connector, error) {
 	if cfg.BaseURL == "" {
 		cfg.BaseURL = "https://analytics.adobe.io"
 	}
-	base, err := parseBase(cfg.BaseURL)
+	base, err := connectors.ParseBaseURL(cfg.BaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("adobe analytics connector: BaseURL: %w", err)
 	}
@@ -111,36 +108,6 @@ func New(cfg Config) (*Connector, error) {
 }
 
 var companyRE = regexp.MustCompile(`^[A-Za-z0-9]{1,64}$`)
-
-// parseBase checks a base URL: absolute, https (or http to a loopback
-// host), no user, query or fragment.
-func parseBase(raw string) (*url.URL, error) {
-	u, err := url.Parse(strings.TrimRight(strings.TrimSpace(raw), "/"))
-	if err != nil {
-		return nil, errors.New("not a URL")
-	}
-	if u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
-		return nil, errors.New("want scheme://host with no user, query or fragment")
-	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		if !loopback(u.Hostname()) {
-			return nil, errors.New("want https (http only to a loopback host)")
-		}
-	default:
-		return nil, errors.New("want https")
-	}
-	return u, nil
-}
-
-func loopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
 
 // ID implements connectors.Connector.
 func (c *Connector) ID() string { return ID }

@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -69,7 +67,7 @@ var versionRE = regexp.MustCompile(`^[0-9]{2,3}\.[0-9]$`)
 
 // New checks cfg and returns the connector.
 func New(cfg Config) (*Connector, error) {
-	base, err := parseBase(cfg.BaseURL)
+	base, err := connectors.ParseBaseURL(cfg.BaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("salesforce connector: BaseURL: %w", err)
 	}
@@ -99,36 +97,6 @@ func New(cfg Config) (*Connector, error) {
 		cfg.Now = time.Now
 	}
 	return &Connector{cfg: cfg, base: base, prefix: "/services/data/v" + cfg.APIVersion, client: cfg.HTTPClient, log: cfg.Logger}, nil
-}
-
-// parseBase checks a Salesforce base URL: absolute, https (or http to a
-// loopback host), no user, query or fragment.
-func parseBase(raw string) (*url.URL, error) {
-	u, err := url.Parse(strings.TrimRight(strings.TrimSpace(raw), "/"))
-	if err != nil {
-		return nil, errors.New("not a URL")
-	}
-	if u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
-		return nil, errors.New("want scheme://host with no user, query or fragment")
-	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		if !loopback(u.Hostname()) {
-			return nil, errors.New("want https (http only to a loopback host)")
-		}
-	default:
-		return nil, errors.New("want https")
-	}
-	return u, nil
-}
-
-func loopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // ID implements connectors.Connector.
@@ -190,7 +158,7 @@ func (c *Connector) session(ec connectors.ExecContext) (*session, error) {
 	}
 	s := &session{base: c.base, token: ec.Credential.Token, ec: ec}
 	if v := ec.Credential.Values["instance_url"].Reveal(); v != "" {
-		u, err := parseBase(v)
+		u, err := connectors.ParseBaseURL(v)
 		if err != nil {
 			// The value is not repeated: it came with the credential.
 			return nil, connectors.Errorf(connectors.ClassUnauthorized, "the Salesforce credential's instance_url is unusable: %v", err)
