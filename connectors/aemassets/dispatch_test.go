@@ -3,42 +3,18 @@ package aemassets_test
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/mcc-bridge/bridge/connectors"
 	"github.com/mcc-bridge/bridge/connectors/aemassets"
 	"github.com/mcc-bridge/bridge/connectors/aemassets/aemassetsfake"
-	"github.com/mcc-bridge/bridge/relay/audit"
-	"github.com/mcc-bridge/bridge/relay/callerauth"
+	"github.com/mcc-bridge/bridge/connectors/connectortest"
 	"github.com/mcc-bridge/bridge/relay/dispatch"
-	"github.com/mcc-bridge/bridge/relay/policy"
 )
-
-// oneCaller authenticates every request with a bearer token as sarah of acme.
-type oneCaller struct{}
-
-func (oneCaller) Authenticate(_ context.Context, r *http.Request) (callerauth.Caller, error) {
-	if r.Header.Get("Authorization") != "Bearer caller-token" {
-		return callerauth.Caller{}, &callerauth.Error{Kind: callerauth.KindMissing, Detail: "no bearer token"}
-	}
-	return callerauth.Caller{UserID: "sarah", Email: "sarah@acme.example", Tenant: "acme", Roles: []string{"marketing"}, AuthMethod: "oidc"}, nil
-}
-
-// allowAll permits everything.
-type allowAll struct{}
-
-func (allowAll) Decide(context.Context, policy.Request) policy.Decision {
-	return policy.Decision{Allow: true, Policies: []string{"allow-all"}, Reason: "allowed by policy allow-all"}
-}
 
 // vault hands out the test token for AEM, for either pattern.
 type vault struct{}
@@ -62,37 +38,12 @@ func TestThroughTheDispatcher(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	lg, err := audit.Open(t.Context(), dir, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lg.Close()
-	d, err := dispatch.New(dispatch.Config{
-		Connectors: []connectors.Connector{c}, Auth: oneCaller{}, Policy: allowAll{}, Audit: lg, Credentials: vault{}, Logger: logger,
-		Retry: dispatch.RetryConfig{BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond}, MaxBody: 2 << 20,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(d.Handler())
-	defer srv.Close()
+	h := connectortest.Start(t, c, connectortest.Options{Credentials: vault{}, Logger: logger, MaxBody: 2 << 20})
 	call := func(t *testing.T, body string) (int, map[string]any) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/dispatch", strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer caller-token")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
+		status, b, out := h.DispatchJSON(t, body)
 		assertNoSecret(t, "the response", string(b))
-		var out map[string]any
-		if err := json.Unmarshal(b, &out); err != nil {
-			t.Fatalf("%d %s", resp.StatusCode, b)
-		}
-		return resp.StatusCode, out
+		return status, out
 	}
 
 	t.Run("a 503 is retried, then the metadata arrives", func(t *testing.T) {
@@ -139,7 +90,7 @@ func TestThroughTheDispatcher(t *testing.T) {
 		})
 	}
 	assertNoSecret(t, "the log", logs.String())
-	filepath.WalkDir(dir, func(p string, de os.DirEntry, err error) error {
+	filepath.WalkDir(h.AuditDir, func(p string, de os.DirEntry, err error) error {
 		if err == nil && !de.IsDir() {
 			b, _ := os.ReadFile(p)
 			assertNoSecret(t, "audit file "+p, string(b))
