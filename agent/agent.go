@@ -114,7 +114,7 @@ func LoadConfig(path string) (Config, error) {
 
 // Paths lists the configuration's paths, for endpoint.LoadConfig.
 func (c *Config) Paths() []*string {
-	return append(append(c.TLS.Paths(), &c.PKI.StateDir), c.SharePoint.paths()...)
+	return append(append(c.TLS.Paths(), &c.PKI.StateDir, &c.Log.File), c.SharePoint.paths()...)
 }
 
 // Validate checks the configuration for mistakes an admin can fix.

@@ -107,7 +107,7 @@ func LoadConfig(path string) (Config, error) {
 
 // Paths lists the configuration's paths, for endpoint.LoadConfig.
 func (c *Config) Paths() []*string {
-	p := append(append(c.TLS.Paths(), c.PKI.paths()...), &c.Store.Dir)
+	p := append(append(c.TLS.Paths(), c.PKI.paths()...), &c.Store.Dir, &c.Log.File)
 	p = append(append(p, c.API.paths()...), c.Connectors.paths()...)
 	return append(append(p, c.Webhooks.paths()...), c.Credentials.paths()...)
 }

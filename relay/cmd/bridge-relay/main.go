@@ -119,10 +119,11 @@ func cmdServe(args []string, stderr io.Writer) error {
 	if cfg.Credentials.MasterKeyFile == "" {
 		cfg.Credentials.MasterKey = connectors.Secret(os.Getenv(credentials.MasterKeyEnv))
 	}
-	log, err := cfg.Log.Logger(stderr)
+	log, logFile, err := cfg.Log.Open(stderr)
 	if err != nil {
 		return err
 	}
+	defer logFile.Close()
 	os.Setenv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING", "true")
 	r, err := relay.New(cfg, log, version)
 	if err != nil {
