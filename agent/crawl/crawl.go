@@ -164,6 +164,8 @@ type SiteStatus struct {
 	LastError   string    `json:"last_error,omitempty"`
 	FullStarted time.Time `json:"full_started,omitzero"`
 	FullDone    time.Time `json:"full_finished,omitzero"`
+	// SharePoint is whether the site answers and accepts the account.
+	SharePoint sharepoint.Reach `json:"sharepoint"`
 }
 
 // Status returns each site's progress.
@@ -211,7 +213,7 @@ func (s *siteCrawler) status() SiteStatus {
 	defer s.mu.Unlock()
 	return SiteStatus{Site: s.site, Phase: s.cp.Phase, Running: s.running, Items: s.items.Load(), Bytes: s.bytes.Load(), Total: s.total,
 		Delivered: s.cp.Delivered, Queue: s.queue.Load(), LastChange: s.cp.LastChange, LastPoll: s.cp.LastPoll, LastError: s.lastErr,
-		FullStarted: s.cp.FullStarted, FullDone: s.cp.FullFinished}
+		FullStarted: s.cp.FullStarted, FullDone: s.cp.FullFinished, SharePoint: s.sp.Reach()}
 }
 
 func (s *siteCrawler) setErr(err error) {

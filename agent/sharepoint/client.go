@@ -129,8 +129,45 @@ type Client struct {
 	lastScore    int       // guarded by mu: the last high health score logged
 	lastScoreLog time.Time // guarded by mu
 
+	reach       Reach    // guarded by mu
 	stats       Stats
 	singleItems sync.Map // list ID -> true: ItemsByID reads one item at a time
+}
+
+// Reach is what the client last saw of its site, for the status screen:
+// whether SharePoint answered and whether it took the credentials.
+type Reach struct {
+	// LastOK is the last successful answer.
+	LastOK time.Time `json:"last_ok,omitzero"`
+	// LastFailure is the last failed request, if after LastOK.
+	LastFailure time.Time `json:"last_failure,omitzero"`
+	// Failure is "unreachable" (no answer: DNS, connection, TLS), "auth"
+	// (401: SharePoint refused the account) or "denied" (403); empty once
+	// a request succeeds again.
+	Failure string `json:"failure,omitempty"`
+	// Error describes the failure; it never holds a credential.
+	Error string `json:"error,omitempty"`
+}
+
+// Reach returns what the client last saw of its site.
+func (c *Client) Reach() Reach {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reach
+}
+
+func (c *Client) noteReach(failure string, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	if failure == "" {
+		c.reach = Reach{LastOK: now}
+		return
+	}
+	c.reach.LastFailure, c.reach.Failure = now, failure
+	if err != nil {
+		c.reach.Error = err.Error()
+	}
 }
 
 // Stats counts requests by kind, for benchmarks and status.
@@ -395,6 +432,7 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
+			c.noteReach("unreachable", fmt.Errorf("%s: %w", redactURL(r.url), err))
 			if attempt >= c.cfg.MaxRetries {
 				return nil, fmt.Errorf("sharepoint %s: %w (after %d attempts)", redactURL(r.url), err, attempt+1)
 			}
@@ -406,6 +444,14 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 			continue
 		}
 		c.noteHealth(resp)
+		switch {
+		case resp.StatusCode == http.StatusUnauthorized:
+			c.noteReach("auth", fmt.Errorf("%s: HTTP 401", redactURL(r.url)))
+		case resp.StatusCode == http.StatusForbidden && !r.digest:
+			c.noteReach("denied", fmt.Errorf("%s: HTTP 403", redactURL(r.url)))
+		default:
+			c.noteReach("", nil)
+		}
 		if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 			return resp, nil
 		}

@@ -250,3 +250,48 @@ func TestSecretRedacts(t *testing.T) {
 		}
 	}
 }
+
+func TestReachTracksTheLastAnswer(t *testing.T) {
+	var status atomic.Int32
+	status.Store(http.StatusUnauthorized)
+	c, _ := newClient(t, func(w http.ResponseWriter, r *http.Request) {
+		if s := int(status.Load()); s != http.StatusOK {
+			w.WriteHeader(s)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"d":{"Id":"1","Url":"http://x/sites/mkt","ServerRelativeUrl":"/sites/mkt"}}`)
+	})
+	ctx := context.Background()
+	if r := c.Reach(); !r.LastOK.IsZero() || r.Failure != "" {
+		t.Errorf("before any request: %+v", r)
+	}
+	c.Site(ctx)
+	r := c.Reach()
+	if r.Failure != "auth" || r.LastFailure.IsZero() || !strings.Contains(r.Error, "401") || strings.Contains(r.Error, "Zq9-sp-secret") {
+		t.Errorf("after a 401: %+v", r)
+	}
+	status.Store(http.StatusForbidden)
+	c.Site(ctx)
+	if r := c.Reach(); r.Failure != "denied" {
+		t.Errorf("after a 403: %+v", r)
+	}
+	status.Store(http.StatusOK)
+	if _, err := c.Site(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := c.Reach(); r.Failure != "" || r.LastOK.IsZero() || r.Error != "" {
+		t.Errorf("after a success: %+v", r)
+	}
+
+	down, err := New(Config{SiteURL: "http://127.0.0.1:1/sites/mkt", Auth: Auth{Method: "basic", Username: "u", Password: "Zq9-sp-secret"},
+		Version: "1", BackoffBase: time.Millisecond, BackoffMax: time.Millisecond, RequestsPerSecond: 1000, MaxRetries: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer down.Close()
+	down.Site(ctx)
+	if r := down.Reach(); r.Failure != "unreachable" || !strings.Contains(r.Error, "127.0.0.1:1") {
+		t.Errorf("nothing listening: %+v", r)
+	}
+}
