@@ -122,3 +122,17 @@ func RunService(spec Spec, r *Runner) error {
 // Interactive reports whether this process runs from a terminal rather than
 // under a service manager.
 func Interactive() bool { return kservice.Interactive() }
+
+// SystemLogger returns the service manager's log for spec: the Windows
+// event log when running as a Windows service.
+func SystemLogger(spec Spec) (kservice.Logger, error) {
+	cfg, err := spec.ServiceConfig()
+	if err != nil {
+		return nil, err
+	}
+	svc, err := kservice.New(noProgram{}, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("service: %w", err)
+	}
+	return svc.Logger(nil)
+}

@@ -231,10 +231,6 @@ func (c *Control) Install(ctx context.Context, paths Paths) error {
 	if c.spec.Config == "" {
 		return errors.New("service: install needs the configuration file")
 	}
-	if st, err := c.Status(); err == nil && st != StateNotInstalled {
-		c.log.Info("service already installed", "service", c.spec.name(), "state", string(st))
-		return nil
-	}
 	if u := c.spec.userName(); u != "" {
 		if err := EnsureUser(ctx, u, paths.StateDir); err != nil {
 			return err
@@ -244,6 +240,13 @@ func (c *Control) Install(ctx context.Context, paths Paths) error {
 				return err
 			}
 		}
+		if err := GroupReadable(c.spec.Config, u); err != nil {
+			return err
+		}
+	}
+	if st, err := c.Status(); err == nil && st != StateNotInstalled {
+		c.log.Info("service already installed", "service", c.spec.name(), "state", string(st))
+		return nil
 	}
 	if err := c.svc.Install(); err != nil {
 		return fmt.Errorf("service: install %s on %s: %w", c.spec.name(), c.Platform(), err)
@@ -328,6 +331,27 @@ func OwnDir(dir, name string) error {
 		}
 		return nil
 	})
+}
+
+// GroupReadable gives path to the group of account name, mode 0640: the
+// service reads its configuration, which may hold a proxy password, and
+// nobody else does.
+func GroupReadable(path, name string) error {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return fmt.Errorf("service: %w", err)
+	}
+	gid, err := strconv.Atoi(u.Gid)
+	if err != nil {
+		return fmt.Errorf("service: account %s has a non-numeric gid", name)
+	}
+	if err := os.Chown(path, -1, gid); err != nil {
+		return fmt.Errorf("service: %w", err)
+	}
+	if err := os.Chmod(path, 0o640); err != nil {
+		return fmt.Errorf("service: %w", err)
+	}
+	return nil
 }
 
 // noProgram is the program of a control that never runs the agent.

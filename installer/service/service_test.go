@@ -286,6 +286,9 @@ exec %q "$@"
 			t.Errorf("%s: owner %s mode %v, want %s 0750", d, uid, fi.Mode().Perm(), u.Uid)
 		}
 	}
+	if fi, err := os.Stat(paths.Config); err != nil || fi.Mode().Perm() != 0o640 || strconv.Itoa(int(fi.Sys().(*syscall.Stat_t).Gid)) != u.Gid {
+		t.Errorf("the configuration is not 0640 for the account's group: %v", err)
+	}
 	if st, err := ctl.Status(); err != nil || st != StateStopped {
 		t.Errorf("after install: %s, %v", st, err)
 	}

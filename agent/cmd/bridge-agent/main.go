@@ -10,14 +10,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/mcc-bridge/bridge/agent"
+	"github.com/mcc-bridge/bridge/installer/service"
 	"github.com/mcc-bridge/bridge/pki/renew"
 )
 
@@ -29,20 +32,29 @@ outbound-only mutual-TLS tunnel (QUIC, or TLS over TCP when UDP is blocked, also
 through an HTTP CONNECT proxy) and never listens for inbound traffic.
 
 Usage:
+  bridge-agent install --token TOKEN --relay HOST:PORT [--proxy URL] [--config PATH]
+                                             one-line setup: enroll, write the configuration,
+                                             install and start the service, wait for the tunnel
+  bridge-agent status  [--config PATH | --ops 127.0.0.1:9464]
+                                             one screen: service, tunnel sessions and RTT,
+                                             certificate and renewal, SharePoint, crawl, what to do
+  bridge-agent doctor  [--config PATH]       step-by-step connectivity diagnostics with hints
+  bridge-agent start | stop | restart        control the installed service
+  bridge-agent uninstall                     remove the service (configuration and state stay)
   bridge-agent enroll  --token TOKEN --state-dir DIR [--ca-url URL] [--fingerprint SHA256]
                                              get this agent's certificate from step-ca with a
                                              one-time token (key made here, never sent)
   bridge-agent enroll  --cert F --key F --root F --state-dir DIR [--ca-url URL]
                                              use files made by 'step ca certificate'
-  bridge-agent run     --config agent.yaml   run the agent in the foreground
-  bridge-agent status  [--config agent.yaml | --ops 127.0.0.1:9464]
-                                             show tunnel sessions, RTT and certificate
+  bridge-agent run     --config agent.yaml   run the agent in the foreground (the service runs this)
   bridge-agent sharepoint-emulator [--listen 127.0.0.1:8088] [--items N] [--password-file F]
                                              a SharePoint Server emulator with generated content,
                                              for trials (not for production)
   bridge-agent version                       print the version
   bridge-agent help                          show this text
 
+Installed, the configuration is /etc/mcc-bridge/agent.yaml on Linux and
+C:\ProgramData\MCC Bridge\agent.yaml on Windows; the service is mcc-bridge-agent.
 Run 'bridge-agent <command> -h' for the flags of a command.
 The configuration keys and their defaults are documented in README.md.
 `
@@ -56,28 +68,52 @@ func main() {
 	}
 }
 
+// cli is one run of the command, with what it talks to.
+type cli struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	// newControl returns the service manager's handle (tests replace it).
+	newControl func(service.Spec, *slog.Logger) (serviceControl, error)
+}
+
 func run(args []string, stdout, stderr io.Writer) error {
+	c := &cli{stdin: os.Stdin, stdout: stdout, stderr: stderr, newControl: newControl}
+	return c.run(args)
+}
+
+// log is the logger of the service commands: warnings to stderr.
+func (c *cli) log() *slog.Logger {
+	return slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+func (c *cli) run(args []string) error {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(c.stderr, usage)
 		return flag.ErrHelp
 	}
 	switch args[0] {
 	case "run":
-		return cmdRun(args[1:], stderr)
+		return cmdRun(args[1:], c.stderr)
 	case "status":
-		return cmdStatus(args[1:], stdout, stderr)
+		return c.cmdStatus(args[1:])
+	case "install":
+		return c.cmdInstall(args[1:])
+	case "doctor":
+		return c.cmdDoctor(args[1:])
+	case "uninstall", "start", "stop", "restart":
+		return c.cmdServiceAction(args[0], args[1:])
 	case "enroll":
-		return cmdEnroll(args[1:], os.Stdin, stdout, stderr)
+		return cmdEnroll(args[1:], c.stdin, c.stdout, c.stderr)
 	case "sharepoint-emulator":
-		return cmdEmulator(args[1:], stdout, stderr)
+		return cmdEmulator(args[1:], c.stdout, c.stderr)
 	case "version", "--version":
-		fmt.Fprintln(stdout, "bridge-agent", version)
+		fmt.Fprintln(c.stdout, "bridge-agent", version)
 		return nil
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(c.stdout, usage)
 		return nil
 	}
-	fmt.Fprint(stderr, usage)
+	fmt.Fprint(c.stderr, usage)
 	return fmt.Errorf("unknown command %q", args[0])
 }
 
@@ -92,57 +128,101 @@ func cmdRun(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log, err := cfg.Log.Logger(stderr)
+	interactive := service.Interactive()
+	if !interactive && runtime.GOOS == "windows" {
+		// The service control manager waits about 20 s for a stop.
+		cfg.Tunnel.DrainTimeout = min(cfg.Tunnel.DrainTimeout, 15*time.Second)
+	}
+	log, logFile, err := cfg.Log.Open(stderr)
 	if err != nil {
 		return err
+	}
+	defer logFile.Close()
+	spec := service.Spec{Config: *config}
+	if !interactive && runtime.GOOS == "windows" {
+		if sys, err := service.SystemLogger(spec); err == nil {
+			log = slog.New(service.SystemLogHandler(log.Handler(), sys))
+		}
 	}
 	// The tunnel warns about small UDP buffers itself, once, through slog.
 	os.Setenv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING", "true")
 	a, err := agent.New(cfg, log, version, os.Getenv)
 	if err != nil {
+		log.Error("the agent cannot start", "err", err)
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return a.Run(ctx)
+	if interactive {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return a.Run(ctx)
+	}
+	// Under systemd or the service control manager.
+	r := &service.Runner{StopTimeout: cfg.Tunnel.DrainTimeout + 10*time.Second}
+	r.Run = func(ctx context.Context) error {
+		err := a.Run(ctx)
+		if err != nil && !r.Stopping() {
+			log.Error("the agent stopped on its own; the service manager restarts it", "err", err)
+			if runtime.GOOS == "windows" {
+				logFile.Close()
+				os.Exit(1) // the service control manager's recovery restarts it
+			}
+		}
+		return err
+	}
+	return service.RunService(spec, r)
 }
 
-func cmdStatus(args []string, stdout, stderr io.Writer) error {
+func (c *cli) cmdStatus(args []string) error {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	config := fs.String("config", "", "read the ops address from this configuration `file`")
-	ops := fs.String("ops", "127.0.0.1:9464", "the agent's ops `address`")
+	fs.SetOutput(c.stderr)
+	config := fs.String("config", "", "read the ops address from this configuration `file` (default: the installed one, if any)")
+	ops := fs.String("ops", "", "the agent's ops `address` (default 127.0.0.1:9464)")
+	name := fs.String("service-name", service.Name, "the service `name`")
 	asJSON := fs.Bool("json", false, "print the raw JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	addr := *ops
-	if *config != "" {
+	if *config == "" && addr == "" {
+		if _, err := os.Stat(service.DefaultPaths().Config); err == nil {
+			*config = service.DefaultPaths().Config
+		}
+	}
+	if addr == "" && *config != "" {
 		cfg, err := agent.LoadConfig(*config)
 		if err != nil {
 			return err
 		}
 		addr = cfg.Ops.Listen
 	}
-	client := &http.Client{Timeout: 5 * time.Second}
-	resp, err := client.Get("http://" + addr + "/status")
-	if err != nil {
-		return fmt.Errorf("agent not reachable on %s (is it running? see the service log): %w", addr, err)
+	if addr == "" {
+		addr = "127.0.0.1:9464"
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	svcLine := ""
+	if ctl, err := c.newControl(service.Spec{Name: *name}, nil); err == nil {
+		if st, err := ctl.Status(); err == nil {
+			svcLine = fmt.Sprintf("service      %s: %s (%s)", *name, st, ctl.Platform())
+			if st == service.StateStopped {
+				svcLine += "\n             -> start it: bridge-agent start; why it stopped: " + serviceLogHint(*name)
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := fetchStatus(ctx, &http.Client{Timeout: 5 * time.Second}, addr)
 	if err != nil {
+		if svcLine != "" {
+			fmt.Fprintln(c.stdout, svcLine)
+		}
 		return err
 	}
 	if *asJSON {
-		_, err := stdout.Write(body)
-		return err
+		return json.NewEncoder(c.stdout).Encode(st)
 	}
-	var st agent.Status
-	if err := json.Unmarshal(body, &st); err != nil {
-		return fmt.Errorf("agent status from %s: %w", addr, err)
+	if svcLine != "" {
+		fmt.Fprintln(c.stdout, svcLine)
 	}
-	printStatus(stdout, st)
+	printStatus(c.stdout, st)
 	if st.Renewal != nil && st.Renewal.State == renew.StateReenroll {
 		return errors.New("re-enrollment needed: get a new token and run 'bridge-agent enroll'")
 	}
@@ -153,12 +233,17 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 }
 
 func printStatus(w io.Writer, st agent.Status) {
+	var todo []string
 	state := "UP"
 	if !st.Tunnel.Ready {
-		state = "DOWN: no session to a relay; check `relays` in the config, the network path and the log"
+		state = "DOWN: no session to a relay"
+		todo = append(todo, "tunnel down: run 'bridge-agent doctor' (DNS, ports, proxy, TLS, clock step by step); check `relays` and `proxy` in the config")
 	}
 	fmt.Fprintf(w, "agent        %s (tenant %s), version %s, up %s\n", st.Agent, st.Tenant, st.Version, st.Uptime)
 	fmt.Fprintf(w, "certificate  %s\n", st.Certificate)
+	if strings.HasPrefix(st.Certificate, "expired") {
+		todo = append(todo, "certificate expired: get a token ('bridge-relay agents token') and run 'bridge-agent install --token TOKEN' (or 'bridge-agent enroll --force')")
+	}
 	if r := st.Renewal; r != nil {
 		line := fmt.Sprintf("renewal      %s, serial %s", r.State, r.Serial)
 		if !r.NextRenewal.IsZero() {
@@ -166,6 +251,10 @@ func printStatus(w io.Writer, st agent.Status) {
 		}
 		if r.LastError != "" {
 			line += "\n             last error: " + r.LastError
+			todo = append(todo, "renewal failing: check that the CA URL in the enrollment is reachable; it retries by itself")
+		}
+		if r.State == renew.StateReenroll {
+			todo = append(todo, "re-enrollment needed: get a new token and run 'bridge-agent install --token TOKEN --force'")
 		}
 		fmt.Fprintln(w, line)
 	}
@@ -173,8 +262,37 @@ func printStatus(w io.Writer, st agent.Status) {
 	if !st.Tunnel.Ready && st.Tunnel.LastError != "" {
 		fmt.Fprintf(w, "             last error at %s: %s\n", st.Tunnel.LastErrorAt.Format(time.RFC3339), st.Tunnel.LastError)
 	}
+	for _, s := range st.Tunnel.Sessions {
+		flags := ""
+		if s.Draining {
+			flags = " draining"
+		}
+		if !s.Healthy {
+			flags += " unhealthy"
+		}
+		fmt.Fprintf(w, "  %-4s %-22s relay %-12s rtt %6.2fms  streams %-5d up since %s%s\n",
+			s.Transport, s.Remote, s.Relay, s.RTTMillis, s.ActiveStreams, s.Since.Format(time.RFC3339), flags)
+	}
 	for _, c := range st.Crawl {
-		line := fmt.Sprintf("crawl        %s: %s", c.Site, c.Phase)
+		sp := c.SharePoint
+		line := "sharepoint   " + c.Site + ": "
+		switch {
+		case sp.Failure == "auth":
+			line += "REFUSED the account (HTTP 401) at " + sp.LastFailure.Format(time.RFC3339)
+			todo = append(todo, c.Site+": SharePoint refused the account: check sharepoint.auth (method, username, password file) and run 'bridge-agent doctor'")
+		case sp.Failure == "denied":
+			line += "the account may not read (HTTP 403) at " + sp.LastFailure.Format(time.RFC3339)
+			todo = append(todo, c.Site+": give the crawl account read access to the site (Site Settings > Site permissions)")
+		case sp.Failure == "unreachable":
+			line += "UNREACHABLE at " + sp.LastFailure.Format(time.RFC3339) + ": " + sp.Error
+			todo = append(todo, c.Site+": SharePoint does not answer from this host: check DNS and the firewall, then 'bridge-agent doctor'")
+		case !sp.LastOK.IsZero():
+			line += "reachable, account accepted (last answer " + sp.LastOK.Format(time.RFC3339) + ")"
+		default:
+			line += "not contacted yet"
+		}
+		fmt.Fprintln(w, line)
+		line = fmt.Sprintf("crawl        %s: %s", c.Site, c.Phase)
 		if c.Running {
 			line += " (running)"
 		}
@@ -193,15 +311,10 @@ func printStatus(w io.Writer, st agent.Status) {
 		}
 		fmt.Fprintln(w, line)
 	}
-	for _, s := range st.Tunnel.Sessions {
-		flags := ""
-		if s.Draining {
-			flags = " draining"
+	if len(todo) > 0 {
+		fmt.Fprintln(w, "to do:")
+		for _, t := range todo {
+			fmt.Fprintln(w, "  - "+t)
 		}
-		if !s.Healthy {
-			flags += " unhealthy"
-		}
-		fmt.Fprintf(w, "  %-4s %-22s relay %-12s rtt %6.2fms  streams %-5d up since %s%s\n",
-			s.Transport, s.Remote, s.Relay, s.RTTMillis, s.ActiveStreams, s.Since.Format(time.RFC3339), flags)
 	}
 }

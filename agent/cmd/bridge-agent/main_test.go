@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/mcc-bridge/bridge/agent"
+	"github.com/mcc-bridge/bridge/agent/crawl"
+	"github.com/mcc-bridge/bridge/agent/sharepoint"
 	"github.com/mcc-bridge/bridge/tunnel"
 	"github.com/mcc-bridge/bridge/tunnel/tunnelclient"
 )
@@ -47,10 +49,24 @@ func TestStatusScreen(t *testing.T) {
 			t.Errorf("status screen lacks %q:\n%s", want, out.String())
 		}
 	}
+	if strings.Contains(out.String(), "to do:") {
+		t.Errorf("a healthy agent has things to do:\n%s", out.String())
+	}
 	st.Tunnel.Ready, st.Tunnel.Sessions = false, nil
+	st.Crawl = []crawl.SiteStatus{
+		{Site: "http://sp/sites/a", Phase: "incremental", SharePoint: sharepoint.Reach{Failure: "auth", LastFailure: time.Unix(100, 0)}},
+		{Site: "http://sp/sites/b", Phase: "full", SharePoint: sharepoint.Reach{Failure: "unreachable", LastFailure: time.Unix(100, 0), Error: "dial tcp: connection refused"}},
+		{Site: "http://sp/sites/c", Phase: "full", SharePoint: sharepoint.Reach{LastOK: time.Unix(100, 0)}},
+	}
 	out.Reset()
 	if err := run([]string{"status", "--ops", ln.Addr().String()}, &out, &out); err == nil || !strings.Contains(out.String(), "DOWN") {
 		t.Errorf("status with no tunnel: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"sites/a: REFUSED the account (HTTP 401)", "sites/b: UNREACHABLE", "connection refused",
+		"sites/c: reachable, account accepted", "to do:", "tunnel down: run 'bridge-agent doctor'", "check sharepoint.auth"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("status screen lacks %q:\n%s", want, out.String())
+		}
 	}
 }
 
