@@ -129,7 +129,7 @@ type Client struct {
 	lastScore    int       // guarded by mu: the last high health score logged
 	lastScoreLog time.Time // guarded by mu
 
-	reach       Reach    // guarded by mu
+	reach       Reach // guarded by mu
 	stats       Stats
 	singleItems sync.Map // list ID -> true: ItemsByID reads one item at a time
 }
