@@ -285,7 +285,10 @@ func (r *runner) withAlert(ctx context.Context, err error, dial dialFunc, st *re
 // returns the connection for the tls step (nil when the step failed), and
 // how to open another one.
 func (r *runner) connectTCP(ctx context.Context, st *relayState) (net.Conn, dialFunc) {
-	u, perr := r.proxy.forTarget(st.addr)
+	// As the agent does: the proxy is chosen for, and asked to CONNECT to,
+	// the relay's configured name.
+	named := net.JoinHostPort(st.host, st.port)
+	u, perr := r.proxy.forTarget(named)
 	if perr != nil {
 		r.add(Result{Step: "proxy (" + r.proxy.source + ")", Status: Fail, Detail: perr.Error(),
 			Hint: "fix the proxy URL (" + r.proxy.source + "): http://host:port, with DOMAIN%5Cuser:password@ for credentials; or set proxy: direct in agent.yaml if this network needs none"})
@@ -294,7 +297,7 @@ func (r *runner) connectTCP(ctx context.Context, st *relayState) (net.Conn, dial
 	var conn net.Conn
 	if u != nil {
 		d := &proxy.Dialer{URL: u, Auth: r.cfg.ProxyAuth}
-		dial := func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", st.addr) }
+		dial := func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", named) }
 		r.step(ctx, "proxy "+displayURL(u), func(ctx context.Context) Result {
 			c, err := dial(ctx)
 			if err != nil {
@@ -305,7 +308,7 @@ func (r *runner) connectTCP(ctx context.Context, st *relayState) (net.Conn, dial
 			if u.User != nil {
 				auth = "credentials from the proxy URL, proxy_auth " + proxyAuth(r.cfg.ProxyAuth)
 			}
-			return Result{Status: Pass, Detail: fmt.Sprintf("CONNECT %s accepted (proxy from %s, %s)", st.addr, r.proxy.source, auth)}
+			return Result{Status: Pass, Detail: fmt.Sprintf("CONNECT %s accepted (proxy from %s, %s)", named, r.proxy.source, auth)}
 		})
 		return conn, dial
 	}

@@ -372,17 +372,23 @@ func (c *Client) dialQUIC(ctx context.Context, t target) (*tunnel.Link, error) {
 
 func (c *Client) dialTCP(ctx context.Context, t target) (*tunnel.Link, error) {
 	d := tunneltcp.Dialer{Config: c.cfg.TCP, TLS: c.tlsFor(t)}
+	addr := t.addr
 	if c.cfg.Proxy != nil {
-		u, err := c.cfg.Proxy(t.addr)
+		// The proxy is chosen for, and asked to CONNECT to, the relay's
+		// configured name, as browsers do: NO_PROXY and proxy allow-lists
+		// name hosts, and inside many networks only the proxy resolves
+		// outside names.
+		u, err := c.cfg.Proxy(t.relay)
 		if err != nil {
-			return nil, fmt.Errorf("choose proxy for %s: %w", t.addr, err)
+			return nil, fmt.Errorf("choose proxy for %s: %w", t.relay, err)
 		}
 		if u != nil {
 			pd := &proxy.Dialer{URL: u, Auth: c.cfg.ProxyAuth}
 			d.DialContext = pd.DialContext
+			addr = t.relay
 		}
 	}
-	sess, err := d.Dial(ctx, t.addr)
+	sess, err := d.Dial(ctx, addr)
 	if err != nil {
 		c.cfg.Metrics.ConnectFailed(tunnel.TCP)
 		return nil, explain(err)

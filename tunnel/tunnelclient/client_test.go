@@ -422,6 +422,40 @@ func TestThroughProxy(t *testing.T) {
 	}
 }
 
+// TestProxyGetsTheRelayName: the proxy is chosen for, and asked to
+// CONNECT to, the relay's configured name, not the address it resolved to,
+// so NO_PROXY and proxy allow-lists by host name work.
+func TestProxyGetsTheRelayName(t *testing.T) {
+	pki := tunneltest.NewPKI(t)
+	r := startRelay(t, pki, "relay-a")
+	_, port, _ := net.SplitHostPort(r.addr)
+	proxyAddr := tunneltest.StartTinyproxy(t, port, "svc-bridge", "pw-123456")
+	u := &url.URL{Scheme: "http", Host: proxyAddr, User: url.UserPassword("svc-bridge", "pw-123456")}
+	var mu sync.Mutex
+	var asked []string
+	relay := net.JoinHostPort("localhost", port)
+	a := startAgent(t, pki, tunnelclient.Config{
+		Relays: []string{relay}, Protocol: tunnel.ProtocolTCP, Connections: 1,
+		Proxy: func(target string) (*url.URL, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			asked = append(asked, target)
+			return u, nil
+		},
+	})
+	waitFor(t, 10*time.Second, "a session through the proxy", a.c.Ready)
+	mu.Lock()
+	defer mu.Unlock()
+	for _, got := range asked {
+		if got != relay {
+			t.Errorf("the proxy was chosen for %q, want the configured name %q", got, relay)
+		}
+	}
+	if len(asked) == 0 {
+		t.Error("the proxy function was never asked")
+	}
+}
+
 // TestKeepAliveAndDrain: sequential requests reuse streams in both
 // directions, and idle keep-alive streams do not hold up a drain.
 func TestKeepAliveAndDrain(t *testing.T) {
