@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/http"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -34,6 +35,7 @@ type Manager struct {
 	oauth     map[string]*oauth2.Config   // refresh configs by system; they remember auto-detected auth styles
 	services  map[string]*preparedService // by serviceKey(system, tenant)
 	owner     string
+	tokenHTTP *http.Client // cfg.HTTPClient reading ok:false answers as RFC 6749 errors
 
 	// flights coalesces refreshes (key "r|tenant|system") and service
 	// token requests (key "s|tenant|system") in this process.
@@ -80,7 +82,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	m := &Manager{
 		cfg: cfg, log: cfg.Logger, met: cfg.Metrics,
 		providers: map[string]Provider{}, oauth: map[string]*oauth2.Config{}, services: map[string]*preparedService{},
-		svcTokens: map[string]svcToken{}, owner: cfg.Owner,
+		svcTokens: map[string]svcToken{}, owner: cfg.Owner, tokenHTTP: tokenClient(cfg.HTTPClient),
 	}
 	for _, p := range cfg.Providers {
 		m.providers[p.System] = p

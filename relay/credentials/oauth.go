@@ -131,7 +131,7 @@ func (m *Manager) CompleteAuthorization(ctx context.Context, state, code string)
 		return Connection{}, fmt.Errorf("complete authorization: %w", err)
 	}
 	m.met.tokenRequest(system, "authorization_code")
-	tok, err := oauthConfig(p, redirectURL).Exchange(context.WithValue(ctx, oauth2.HTTPClient, m.cfg.HTTPClient),
+	tok, err := oauthConfig(p, redirectURL).Exchange(context.WithValue(ctx, oauth2.HTTPClient, m.tokenHTTP),
 		code, oauth2.VerifierOption(verifier.Reveal()))
 	if err != nil {
 		m.log.Warn("authorization code refused", "tenant", tenant, "system", system, "err", describeTokenError(err))

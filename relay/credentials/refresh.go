@@ -398,7 +398,7 @@ func (m *Manager) alertExpired(ctx context.Context, tenant, system string) {
 // transient failures with full-jitter exponential backoff while ctx allows.
 func (m *Manager) requestRefresh(ctx context.Context, p Provider, rt connectors.Secret) (*oauth2.Token, error) {
 	conf := m.oauth[p.System]
-	hctx := context.WithValue(ctx, oauth2.HTTPClient, m.cfg.HTTPClient)
+	hctx := context.WithValue(ctx, oauth2.HTTPClient, m.tokenHTTP)
 	var last error // the last answer, reported when time runs out mid-request
 	for attempt := 0; ; attempt++ {
 		m.met.tokenRequest(p.System, "refresh_token")

@@ -612,3 +612,39 @@ func counter(t testing.TB, reg *prometheus.Registry, family, label, value string
 	}
 	return sum
 }
+
+// TestSlackDialect: Slack's token endpoint answers failures with HTTP 200
+// and "ok": false. A refresh works; a revoked grant reads as invalid_grant
+// (EXPIRED, one alert) rather than a malformed success retried forever;
+// "the other process rotated it" is still told apart.
+func TestSlackDialect(t *testing.T) {
+	o := testOptions()
+	o.Slack = true
+	e := newEnv(t, o)
+	m1, m2 := e.manager(), e.manager()
+	e.connect(m1, tenantA, system, e.prov)
+	e.clock.Advance(time.Hour + time.Minute)
+	c1, err := e.credential(m1)
+	if err != nil || !e.prov.Valid(c1.Token.Reveal()) {
+		t.Fatalf("refresh with ok:true: %v", err)
+	}
+	// m2 read nothing yet; its refresh of the same connection finds m1's.
+	if c2, err := e.credential(m2); err != nil || c2.Token != c1.Token {
+		t.Fatalf("m2: %v", err)
+	}
+	e.prov.RevokeAll()
+	e.clock.Advance(time.Hour + time.Minute)
+	_, err = e.credential(m1)
+	if !errors.Is(err, credentials.ErrReauthorize) {
+		t.Fatalf("revoked grant: got %v, want ErrReauthorize", err)
+	}
+	if c := e.mustGet(m1, tenantA, system); c.State != credentials.StateAlert && c.State != credentials.StateExpired {
+		t.Errorf("state %s, want EXPIRED or ALERT", c.State)
+	}
+	if n := len(e.hook.Bodies()); n != 1 {
+		t.Errorf("%d alerts, want 1", n)
+	}
+	if got := e.prov.Count("refresh_token"); got != 2 {
+		t.Errorf("%d refresh requests, want 2: the refused one is not retried", got)
+	}
+}

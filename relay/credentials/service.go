@@ -155,7 +155,7 @@ func (m *Manager) fetchServiceTokenOnce(ctx context.Context, s *preparedService)
 		m.met.tokenRequest(s.System, "client_credentials")
 		cc := clientcredentials.Config{ClientID: s.ClientID, ClientSecret: s.ClientSecret.Reveal(), TokenURL: s.TokenURL,
 			Scopes: s.Scopes, AuthStyle: s.AuthStyle}
-		tok, err = cc.Token(context.WithValue(ctx, oauth2.HTTPClient, m.cfg.HTTPClient))
+		tok, err = cc.Token(context.WithValue(ctx, oauth2.HTTPClient, m.tokenHTTP))
 	case MethodJWTBearer:
 		m.met.tokenRequest(s.System, "jwt_bearer")
 		tok, err = m.jwtBearer(ctx, s)

@@ -86,6 +86,10 @@ type Options struct {
 	// NoExpiresIn leaves expires_in out of JWT bearer responses, as
 	// Salesforce does (other grants always carry it).
 	NoExpiresIn bool
+	// Slack answers in Slack's dialect (oauth.v2.access): "ok": true on
+	// success, and grant and client errors as HTTP 200 with "ok": false
+	// and Slack's error names (invalid_refresh_token, invalid_client_id).
+	Slack bool
 }
 
 // Provider is a fake OAuth 2.0 provider on 127.0.0.1. It is safe for
@@ -279,7 +283,16 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, redirect.String(), http.StatusFound)
 }
 
-func oauthError(w http.ResponseWriter, status int, code string) {
+func (p *Provider) oauthError(w http.ResponseWriter, status int, code string) {
+	if p.opts.Slack && status < 500 && status != http.StatusTooManyRequests {
+		slack := map[string]string{"invalid_grant": "invalid_refresh_token", "invalid_client": "invalid_client_id"}[code]
+		if slack == "" {
+			slack = code
+		}
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		json.NewEncoder(w).Encode(map[string]any{"ok": false, "error": slack})
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(map[string]string{"error": code})
@@ -287,7 +300,7 @@ func oauthError(w http.ResponseWriter, status int, code string) {
 
 func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
-		oauthError(w, http.StatusBadRequest, "invalid_request")
+		p.oauthError(w, http.StatusBadRequest, "invalid_request")
 		return
 	}
 	grant := r.PostForm.Get("grant_type")
@@ -298,7 +311,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	if p.failNext > 0 {
 		p.failNext--
 		if p.failStatus >= 500 {
-			oauthError(w, p.failStatus, "temporarily_unavailable")
+			p.oauthError(w, p.failStatus, "temporarily_unavailable")
 		} else {
 			w.WriteHeader(p.failStatus)
 		}
@@ -317,7 +330,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
 	}
 	if id != p.opts.ClientID || secret != p.opts.ClientSecret {
-		oauthError(w, http.StatusUnauthorized, "invalid_client")
+		p.oauthError(w, http.StatusUnauthorized, "invalid_client")
 		return
 	}
 	switch grant {
@@ -326,12 +339,12 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		c, ok := p.codes[code]
 		delete(p.codes, code) // single use
 		if !ok || now.After(c.expires) || c.redirect != r.PostForm.Get("redirect_uri") {
-			oauthError(w, http.StatusBadRequest, "invalid_grant")
+			p.oauthError(w, http.StatusBadRequest, "invalid_grant")
 			return
 		}
 		sum := sha256.Sum256([]byte(r.PostForm.Get("code_verifier")))
 		if base64.RawURLEncoding.EncodeToString(sum[:]) != c.challenge {
-			oauthError(w, http.StatusBadRequest, "invalid_grant") // PKCE verification failed
+			p.oauthError(w, http.StatusBadRequest, "invalid_grant") // PKCE verification failed
 			return
 		}
 		p.grants++
@@ -340,14 +353,14 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		rt := r.PostForm.Get("refresh_token")
 		rec, ok := p.refreshes[rt]
 		if !ok || p.revoked[rec.grant] {
-			oauthError(w, http.StatusBadRequest, "invalid_grant")
+			p.oauthError(w, http.StatusBadRequest, "invalid_grant")
 			return
 		}
 		if !rec.retired.IsZero() && (p.opts.ReuseGrace == 0 || now.Sub(rec.retired) > p.opts.ReuseGrace) {
 			if p.opts.RevokeOnReuse {
 				p.revoked[rec.grant] = true
 			}
-			oauthError(w, http.StatusBadRequest, "invalid_grant")
+			p.oauthError(w, http.StatusBadRequest, "invalid_grant")
 			return
 		}
 		newRT := p.opts.Rotate && !p.opts.OmitRefreshToken
@@ -359,7 +372,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		p.grants++
 		p.issue(w, p.grants, false, now)
 	default:
-		oauthError(w, http.StatusBadRequest, "unsupported_grant_type")
+		p.oauthError(w, http.StatusBadRequest, "unsupported_grant_type")
 	}
 }
 
@@ -380,6 +393,9 @@ func (p *Provider) issue(w http.ResponseWriter, grant int, withRefresh bool, now
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
+	if p.opts.Slack {
+		body["ok"] = true
+	}
 	json.NewEncoder(w).Encode(body)
 }
 
@@ -388,22 +404,22 @@ func (p *Provider) issue(w http.ResponseWriter, grant int, withRefresh bool, now
 // exp in the future and at most 3 minutes away. Called with mu held.
 func (p *Provider) jwtBearer(w http.ResponseWriter, assertion string, now time.Time) {
 	if p.opts.JWTPublicKey == nil {
-		oauthError(w, http.StatusBadRequest, "unsupported_grant_type")
+		p.oauthError(w, http.StatusBadRequest, "unsupported_grant_type")
 		return
 	}
 	tok, err := jwt.ParseSigned(assertion, []jose.SignatureAlgorithm{jose.RS256})
 	var c jwt.Claims
 	if err != nil || tok.Claims(p.opts.JWTPublicKey, &c) != nil {
-		oauthError(w, http.StatusBadRequest, "invalid_grant")
+		p.oauthError(w, http.StatusBadRequest, "invalid_grant")
 		return
 	}
 	if c.Issuer != p.opts.ClientID {
-		oauthError(w, http.StatusBadRequest, "invalid_client")
+		p.oauthError(w, http.StatusBadRequest, "invalid_client")
 		return
 	}
 	if c.Subject == "" || !c.Audience.Contains(p.opts.JWTAudience) || c.Expiry == nil ||
 		!c.Expiry.Time().After(now) || c.Expiry.Time().After(now.Add(3*time.Minute)) {
-		oauthError(w, http.StatusBadRequest, "invalid_grant")
+		p.oauthError(w, http.StatusBadRequest, "invalid_grant")
 		return
 	}
 	p.grants++
@@ -416,6 +432,9 @@ func (p *Provider) jwtBearer(w http.ResponseWriter, assertion string, now time.T
 		body["expires_in"] = int(p.ttl / time.Second)
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if p.opts.Slack {
+		body["ok"] = true
+	}
 	json.NewEncoder(w).Encode(body)
 }
 
