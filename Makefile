@@ -11,11 +11,19 @@ FUZZTIME ?= 30s
 TOOLS   := $(CURDIR)/.tools/bin
 STEP_VERSION    := v0.30.6
 STEP_CA_VERSION := v0.30.2
+NFPM_VERSION    := v2.48.0
+# make package: output directory, and the Authenticode key of the Windows
+# .exe and .msi (PEM files; unsigned without SIGN_CERT).
+DIST      ?= dist
+SIGN_CERT ?=
+SIGN_KEY  ?=
+SIGN_PASS_FILE ?=
+SIGN_TIMESTAMP_URL ?=
 export PATH := $(TOOLS):$(PATH)
 
 .DEFAULT_GOAL := help
 
-.PHONY: help build run deps test test-short lint bench fuzz check ci clean
+.PHONY: help build run deps test test-short lint bench fuzz check ci clean package
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -23,10 +31,25 @@ help: ## list the targets
 build: ## build bridge-agent and bridge-relay into bin/
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ $(CMDS)
 
-run: build ## start a relay and an enrolled agent here (state in .run/); Ctrl-C stops both
+run: build ## start a relay (own CA), the SharePoint emulator and an enrolled agent here (state in .run/); Ctrl-C stops all
 	./installer/devrun/run.sh
 
-deps: ## install what the tests need when missing: tinyproxy (a real CONNECT proxy), MIT Kerberos (a real KDC), the step CLI and step-ca, chromium (headless), oauth2-mock-server (npm)
+# The packaging tools, installed when missing by deps and package: nfpm (Go,
+# into .tools/bin) for the .deb and .rpm, wixl and msitools (Debian) for the
+# .msi.
+define package_tools
+	@mkdir -p $(TOOLS)
+	@$(GO) version -m $(TOOLS)/nfpm 2>/dev/null | grep -q 'nfpm/v2[[:space:]]*$(NFPM_VERSION)[[:space:]]' || { \
+		echo "installing nfpm $(NFPM_VERSION) into .tools/bin"; \
+		GOBIN=$(TOOLS) $(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION); }
+	@{ command -v wixl && command -v msiinfo && command -v msibuild; } >/dev/null 2>&1 || { \
+		echo "installing wixl and msitools (Debian packages) to build the Windows installer"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wixl msitools >/dev/null; }
+endef
+
+deps: ## install what the tests need when missing: tinyproxy (a real CONNECT proxy), MIT Kerberos (a real KDC), the step CLI and step-ca, chromium (headless), oauth2-mock-server (npm), the packaging tools (nfpm, wixl, msitools, osslsigncode, rpm)
 	@mkdir -p $(TOOLS)
 	@$(TOOLS)/step version 2>/dev/null | grep -q '$(STEP_VERSION:v%=%)' || { \
 		echo "installing the step CLI $(STEP_VERSION) into .tools/bin"; \
@@ -59,6 +82,12 @@ deps: ## install what the tests need when missing: tinyproxy (a real CONNECT pro
 	@[ -d relay/credentials/testdata/oauthserver/node_modules/oauth2-mock-server ] || { \
 		echo "installing oauth2-mock-server (npm ci into relay/credentials/testdata/oauthserver)"; \
 		cd relay/credentials/testdata/oauthserver && npm ci --no-audit --no-fund --loglevel=error; }
+	$(package_tools)
+	@{ command -v osslsigncode && command -v rpm && command -v systemd-analyze; } >/dev/null 2>&1 || { \
+		echo "installing osslsigncode, rpm and systemd (Debian packages) for the packaging tests"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends osslsigncode rpm systemd >/dev/null; }
 
 test: deps ## run every test with the race detector
 	BRIDGE_REQUIRE_EXTERNAL=1 $(GO) test -race -count=1 -timeout 20m ./...
@@ -98,6 +127,12 @@ check: ## cross-build for linux/amd64, linux/arm64 and windows/amd64
 	done
 
 ci: lint test check ## what CI runs
+
+package: ## build the agent's .deb, .rpm, .msi and the relay's .deb, .rpm into $(DIST)/; SIGN_CERT, SIGN_KEY (PEM) sign the .exe and .msi
+	$(package_tools)
+	@GO='$(GO)' VERSION='$(VERSION)' LDFLAGS='$(LDFLAGS)' DIST='$(DIST)' NFPM='$(TOOLS)/nfpm' \
+		SIGN_CERT='$(SIGN_CERT)' SIGN_KEY='$(SIGN_KEY)' SIGN_PASS_FILE='$(SIGN_PASS_FILE)' \
+		SIGN_TIMESTAMP_URL='$(SIGN_TIMESTAMP_URL)' ./installer/packaging/package.sh
 
 clean: ## remove build output and make-run state
 	rm -rf $(BIN) .run
