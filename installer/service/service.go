@@ -106,7 +106,7 @@ type Spec struct {
 	// Executable is the binary the service runs. Default: this program.
 	Executable string
 	// UserName is the account on Linux. Default User; "-" runs as root.
-	// Windows services run as LocalSystem.
+	// Windows services run as WindowsAccount.
 	UserName string
 }
 
@@ -117,6 +117,11 @@ func (s Spec) name() string {
 	return s.Name
 }
 
+// WindowsAccount is the account the Windows service runs as (the MSI
+// registers the same).
+const WindowsAccount = `NT AUTHORITY\LocalService`
+
+// userName is the Linux account, "" for root or on Windows.
 func (s Spec) userName() string {
 	switch {
 	case runtime.GOOS == "windows", s.UserName == "-":
@@ -125,6 +130,14 @@ func (s Spec) userName() string {
 		return User
 	}
 	return s.UserName
+}
+
+// account is the service's account as the service manager takes it.
+func (s Spec) account() string {
+	if runtime.GOOS == "windows" {
+		return WindowsAccount
+	}
+	return s.userName()
 }
 
 // ServiceConfig returns the kardianos/service configuration for s.
@@ -145,7 +158,7 @@ func (s Spec) ServiceConfig() (*kservice.Config, error) {
 		Name:        s.name(),
 		DisplayName: DisplayName,
 		Description: Description,
-		UserName:    s.userName(),
+		UserName:    s.account(),
 		Arguments:   args,
 		Executable:  s.Executable,
 		Option: kservice.KeyValue{
@@ -244,6 +257,11 @@ func (c *Control) Install(ctx context.Context, paths Paths) error {
 			return err
 		}
 	}
+	if runtime.GOOS == "windows" {
+		if err := lockDown(ctx, filepath.Dir(paths.Config)); err != nil {
+			return err
+		}
+	}
 	if st, err := c.Status(); err == nil && st != StateNotInstalled {
 		c.log.Info("service already installed", "service", c.spec.name(), "state", string(st))
 		return nil
@@ -261,6 +279,9 @@ func (c *Control) Uninstall() error {
 	st, err := c.Status()
 	if err == nil && st == StateNotInstalled {
 		return fmt.Errorf("service %s is not installed", c.spec.name())
+	}
+	if pkg := packagedUnit(c.spec.name()); pkg != "" {
+		return fmt.Errorf("service %s was installed by the package (%s): remove the package instead (apt remove mcc-bridge-agent, or dnf remove mcc-bridge-agent); configuration and state stay", c.spec.name(), pkg)
 	}
 	if st == StateRunning {
 		if err := c.svc.Stop(); err != nil {
@@ -350,6 +371,41 @@ func GroupReadable(path, name string) error {
 	}
 	if err := os.Chmod(path, 0o640); err != nil {
 		return fmt.Errorf("service: %w", err)
+	}
+	return nil
+}
+
+// packagedUnit returns the unit file a .deb or .rpm installed for name, if
+// it is the one systemd uses ("" otherwise, and on Windows).
+func packagedUnit(name string) string {
+	if runtime.GOOS != "linux" {
+		return ""
+	}
+	if _, err := os.Stat("/etc/systemd/system/" + name + ".service"); err == nil {
+		return ""
+	}
+	for _, dir := range []string{"/lib/systemd/system/", "/usr/lib/systemd/system/"} {
+		if _, err := os.Stat(dir + name + ".service"); err == nil {
+			return dir + name + ".service"
+		}
+	}
+	return ""
+}
+
+// lockDown makes dir (configuration, state, logs) private to the service
+// account and administrators on Windows, as the MSI does: without it,
+// ProgramData lets every local user read the agent's key.
+func lockDown(ctx context.Context, dir string) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("service: %w", err)
+	}
+	out, err := exec.CommandContext(ctx, "icacls", dir, "/inheritance:r",
+		"/grant:r", "*S-1-5-18:(OI)(CI)F", // SYSTEM
+		"/grant:r", "*S-1-5-32-544:(OI)(CI)F", // Administrators
+		"/grant:r", "*S-1-5-19:(OI)(CI)M", // LocalService
+	).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("service: make %s private (icacls): %w: %s", dir, err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }

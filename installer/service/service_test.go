@@ -322,6 +322,19 @@ exec %q "$@"
 	if err := ctl.Uninstall(); err == nil {
 		t.Error("uninstalling twice: no error")
 	}
+	// A unit the .deb put in /lib/systemd/system is the package's to remove.
+	libUnit := "/lib/systemd/system/" + name + ".service"
+	if err := os.WriteFile(libUnit, []byte(UnitFile()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(libUnit) })
+	if err := ctl.Uninstall(); err == nil || !strings.Contains(err.Error(), "installed by the package") {
+		t.Errorf("uninstalling a packaged unit: %v", err)
+	}
+	if _, err := os.Stat(libUnit); err != nil {
+		t.Errorf("the packaged unit was touched: %v", err)
+	}
+
 	log, _ := os.ReadFile(calls)
 	for _, want := range []string{"enable " + name + ".service", "daemon-reload", "start " + name + ".service", "disable " + name + ".service"} {
 		if !strings.Contains(string(log), want+"\n") {

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	kservice "github.com/kardianos/service"
 	"github.com/mcc-bridge/bridge/agent"
 	"github.com/mcc-bridge/bridge/installer/service"
 	"github.com/mcc-bridge/bridge/pki/renew"
@@ -124,46 +125,75 @@ func cmdRun(args []string, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := agent.LoadConfig(*config)
+	// The tunnel warns about small UDP buffers itself, once, through slog.
+	os.Setenv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING", "true")
+	if !service.Interactive() {
+		return runService(*config, stderr)
+	}
+	a, closeLog, err := newAgent(*config, stderr, nil)
 	if err != nil {
 		return err
 	}
-	interactive := service.Interactive()
-	if !interactive && runtime.GOOS == "windows" {
+	defer closeLog()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return a.Run(ctx)
+}
+
+// newAgent loads the configuration and builds the agent with its logger;
+// sys, when set, also gets warnings and errors (the Windows event log).
+func newAgent(config string, stderr io.Writer, sys kservice.Logger) (*agent.Agent, func(), error) {
+	cfg, err := agent.LoadConfig(config)
+	if err != nil {
+		return nil, nil, err
+	}
+	if runtime.GOOS == "windows" && sys != nil {
 		// The service control manager waits about 20 s for a stop.
 		cfg.Tunnel.DrainTimeout = min(cfg.Tunnel.DrainTimeout, 15*time.Second)
 	}
 	log, logFile, err := cfg.Log.Open(stderr)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer logFile.Close()
-	spec := service.Spec{Config: *config}
-	if !interactive && runtime.GOOS == "windows" {
-		if sys, err := service.SystemLogger(spec); err == nil {
-			log = slog.New(service.SystemLogHandler(log.Handler(), sys))
-		}
+	if sys != nil {
+		log = slog.New(service.SystemLogHandler(log.Handler(), sys))
 	}
-	// The tunnel warns about small UDP buffers itself, once, through slog.
-	os.Setenv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING", "true")
 	a, err := agent.New(cfg, log, version, os.Getenv)
 	if err != nil {
 		log.Error("the agent cannot start", "err", err)
-		return err
+		logFile.Close()
+		return nil, nil, err
 	}
-	if interactive {
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
-		return a.Run(ctx)
+	return a, func() { logFile.Close() }, nil
+}
+
+// runService runs the agent under systemd or the Windows service control
+// manager. It answers the service manager before it reads the
+// configuration, so that a bad configuration is a logged service failure
+// (restarted with backoff) rather than a service that never started.
+func runService(config string, stderr io.Writer) error {
+	spec := service.Spec{Config: config}
+	var sys kservice.Logger
+	if runtime.GOOS == "windows" {
+		sys, _ = service.SystemLogger(spec)
 	}
-	// Under systemd or the service control manager.
-	r := &service.Runner{StopTimeout: cfg.Tunnel.DrainTimeout + 10*time.Second}
+	// Within systemd's TimeoutStopSec (45 s) and Windows' stop wait.
+	r := &service.Runner{StopTimeout: 40 * time.Second}
+	if runtime.GOOS == "windows" {
+		r.StopTimeout = 18 * time.Second
+	}
 	r.Run = func(ctx context.Context) error {
-		err := a.Run(ctx)
+		a, closeLog, err := newAgent(config, stderr, sys)
+		if err == nil {
+			defer closeLog()
+			err = a.Run(ctx)
+		}
 		if err != nil && !r.Stopping() {
-			log.Error("the agent stopped on its own; the service manager restarts it", "err", err)
+			fmt.Fprintln(stderr, "bridge-agent: the agent stopped on its own; the service manager restarts it:", err)
+			if sys != nil {
+				sys.Error("bridge-agent stopped: " + err.Error())
+			}
 			if runtime.GOOS == "windows" {
-				logFile.Close()
 				os.Exit(1) // the service control manager's recovery restarts it
 			}
 		}

@@ -326,3 +326,28 @@ sharepoint:
 }
 
 func (o installOptions) withConfig(p string) installOptions { o.config = p; return o }
+
+// TestRunServiceFailsFastOnABadConfig: under a service manager the agent
+// answers it first, then a configuration that does not load ends the run
+// with the error (and a non-zero exit, so the manager restarts it with
+// backoff) instead of hanging until a signal.
+func TestRunServiceFailsFastOnABadConfig(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "agent.yaml")
+	if err := os.WriteFile(bad, []byte("relays: [r:1]\nno_such_key: 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	done := make(chan error, 1)
+	go func() { done <- runService(bad, &stderr) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "no_such_key") {
+			t.Errorf("got %v, want the configuration error", err)
+		}
+		if !strings.Contains(stderr.String(), "the service manager restarts it") {
+			t.Errorf("stderr: %q", stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("runService did not return on a bad configuration")
+	}
+}
