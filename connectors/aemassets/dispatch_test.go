@@ -3,16 +3,20 @@ package aemassets_test
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/mcc-bridge/bridge/connectors"
 	"github.com/mcc-bridge/bridge/connectors/aemassets"
 	"github.com/mcc-bridge/bridge/connectors/aemassets/aemassetsfake"
 	"github.com/mcc-bridge/bridge/connectors/connectortest"
+	"github.com/mcc-bridge/bridge/relay/credentials"
 	"github.com/mcc-bridge/bridge/relay/dispatch"
 )
 
@@ -89,6 +93,71 @@ func TestThroughTheDispatcher(t *testing.T) {
 			}
 		})
 	}
+	countPath := func(from int, part string) int {
+		n := 0
+		for _, r := range fake.Requests()[from:] {
+			if strings.Contains(r.Path, part) {
+				n++
+			}
+		}
+		return n
+	}
+	for _, tc := range []struct {
+		name, op, payload string
+		fault             aemassetsfake.Fault
+		wantStatus        int
+		wantType          string  // for failures
+		wantRA            float64 // for rate limits
+		wantAttempts      float64 // for successes
+		wantWait          time.Duration
+		wantRequests      int    // to AEM
+		wantNot           string // a path AEM must not see
+	}{
+		{name: "a 429 with a short Retry-After is waited for, then the metadata arrives", op: "get_metadata", payload: `{"path":"/content/dam/marketing/logo.png"}`,
+			fault:      aemassetsfake.Fault{Path: "/api/assets/", Status: http.StatusTooManyRequests, RetryAfter: "1"},
+			wantStatus: http.StatusOK, wantAttempts: 2, wantWait: time.Second, wantRequests: 2},
+		{name: "a 429 with a Retry-After past the deadline reaches the caller", op: "search_assets", payload: `{"fulltext":"logo"}`,
+			fault:      aemassetsfake.Fault{Path: "/bin/querybuilder.json", Status: http.StatusTooManyRequests, RetryAfter: "120"},
+			wantStatus: http.StatusTooManyRequests, wantType: dispatch.ProblemUpstreamRateLimited, wantRA: 120, wantRequests: 1},
+		{name: "AEM refuses the upload: not retried, nothing stored", op: "upload_asset", payload: `{"folder":"/content/dam/marketing","fileName":"refused.png","content":"aGVsbG8="}`,
+			fault:      aemassetsfake.Fault{Path: ".initiateUpload.json", Status: http.StatusBadRequest},
+			wantStatus: http.StatusUnprocessableEntity, wantType: dispatch.ProblemUpstreamInvalid, wantRequests: 1, wantNot: "/blob/"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fake.Inject(tc.fault)
+			before := len(fake.Requests())
+			start := time.Now()
+			status, out := call(t, `{"targetSystem":"aem_assets","operation":"`+tc.op+`","payload":`+tc.payload+`}`)
+			if status != tc.wantStatus {
+				t.Fatalf("got %d %v, want %d", status, out, tc.wantStatus)
+			}
+			if tc.wantType != "" && (out["type"] != tc.wantType || (tc.wantRA != 0 && out["retryAfter"] != tc.wantRA)) {
+				t.Errorf("got %v (retryAfter %v), want %s (retryAfter %v)", out["type"], out["retryAfter"], tc.wantType, tc.wantRA)
+			}
+			if tc.wantType == "" {
+				if meta, _ := out["meta"].(map[string]any); meta["attempts"] != tc.wantAttempts || time.Since(start) < tc.wantWait {
+					t.Errorf("got %v attempts after %v, want %v after at least %v", meta["attempts"], time.Since(start), tc.wantAttempts, tc.wantWait)
+				}
+			}
+			if got := len(fake.Requests()) - before; got != tc.wantRequests {
+				t.Errorf("AEM got %d requests, want %d", got, tc.wantRequests)
+			}
+			if tc.wantNot != "" && countPath(before, tc.wantNot) != 0 {
+				t.Errorf("AEM got requests to %s", tc.wantNot)
+			}
+		})
+	}
+	t.Run("an expired token asks for the owner to reconnect", func(t *testing.T) {
+		before := len(fake.Requests())
+		fake.Revoke(token)
+		status, out := call(t, `{"targetSystem":"aem_assets","operation":"get_metadata","payload":{"path":"/content/dam/marketing/logo.png"}}`)
+		if status != http.StatusServiceUnavailable || out["type"] != dispatch.ProblemCredentialUnavailable {
+			t.Errorf("got %d %v, want 503 %s", status, out, dispatch.ProblemCredentialUnavailable)
+		}
+		if got := len(fake.Requests()) - before; got != 1 {
+			t.Errorf("AEM got %d requests, want 1 (a refused credential is not retried)", got)
+		}
+	})
 	assertNoSecret(t, "the log", logs.String())
 	filepath.WalkDir(h.AuditDir, func(p string, de os.DirEntry, err error) error {
 		if err == nil && !de.IsDir() {
@@ -97,4 +166,46 @@ func TestThroughTheDispatcher(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestRevokedConnection: when the credential manager finds the
+// integration owner's connection revoked, or cannot get the relay's own
+// IMS token, the dispatch is refused as credential-unavailable and AEM is
+// never called.
+func TestRevokedConnection(t *testing.T) {
+	fake := aemassetsfake.New(aemassetsfake.Options{Tokens: []string{token}})
+	defer fake.Close()
+	fake.AddAsset(aemassetsfake.Asset{Path: "/content/dam/marketing/logo.png", Title: "Logo", Content: []byte("png")})
+	c, err := aemassets.New(aemassets.Config{BaseURL: fake.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vault := connectortest.RevokedConnection(t, aemassets.ID)
+	h := connectortest.Start(t, c, connectortest.Options{Credentials: vault})
+	for _, tc := range []struct {
+		name, body string
+		want       error
+	}{
+		{"the owner's upload: the grant was revoked", `{"targetSystem":"aem_assets","operation":"upload_asset","payload":{"folder":"/content/dam/marketing","fileName":"a.png","content":"aGVsbG8="}}`, credentials.ErrReauthorize},
+		{"the owner's upload again: no second refresh", `{"targetSystem":"aem_assets","operation":"upload_asset","payload":{"folder":"/content/dam/marketing","fileName":"b.png","content":"aGVsbG8="}}`, credentials.ErrReauthorize},
+		{"a service read: the relay's client was revoked", `{"targetSystem":"aem_assets","operation":"get_metadata","payload":{"path":"/content/dam/marketing/logo.png"}}`, connectors.ErrNoCredential},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(fake.Requests())
+			status, b, out := h.DispatchJSON(t, tc.body)
+			assertNoSecret(t, "the response", string(b))
+			if status != http.StatusServiceUnavailable || out["type"] != dispatch.ProblemCredentialUnavailable {
+				t.Errorf("got %d %v, want 503 credential-unavailable", status, out["type"])
+			}
+			if got := len(fake.Requests()) - before; got != 0 {
+				t.Errorf("AEM got %d requests, want 0", got)
+			}
+			if errs := vault.Errors(); len(errs) == 0 || !errors.Is(errs[len(errs)-1], tc.want) {
+				t.Errorf("the manager answered %v, want an error wrapping %q", errs, tc.want)
+			}
+		})
+	}
+	if got := vault.Provider.Count("refresh_token"); got != 1 {
+		t.Errorf("the manager tried %d refreshes, want 1 (then the connection is marked expired)", got)
+	}
 }

@@ -1,7 +1,9 @@
 // Package connectortest runs a connector behind a real dispatcher for the
 // connectors' tests: a caller that authenticates with one bearer token as
 // sarah of tenant acme, a policy that allows everything, a real audit log
-// in the test's temporary directory, and fast retries.
+// in the test's temporary directory, and fast retries. RevokedConnection
+// gives it a real credential manager whose connection to the system was
+// revoked, for tests that the dispatch stops before the system is called.
 package connectortest
 
 import (
@@ -33,7 +35,7 @@ func (Caller) Authenticate(_ context.Context, r *http.Request) (callerauth.Calle
 	if r.Header.Get("Authorization") != "Bearer "+CallerToken {
 		return callerauth.Caller{}, &callerauth.Error{Kind: callerauth.KindMissing, Detail: "no bearer token"}
 	}
-	return callerauth.Caller{UserID: "sarah", Email: "sarah@acme.example", Tenant: "acme", Roles: []string{"marketing"}, AuthMethod: "oidc"}, nil
+	return callerauth.Caller{UserID: "sarah", Email: "sarah@acme.example", Tenant: Tenant, Roles: []string{"marketing"}, AuthMethod: "oidc"}, nil
 }
 
 // AllowAll is a policy that permits everything.

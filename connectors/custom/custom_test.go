@@ -17,9 +17,11 @@ import (
 	"time"
 
 	"github.com/mcc-bridge/bridge/connectors"
+	"github.com/mcc-bridge/bridge/connectors/connectortest"
 	"github.com/mcc-bridge/bridge/connectors/custom"
 	"github.com/mcc-bridge/bridge/relay/audit"
 	"github.com/mcc-bridge/bridge/relay/callerauth"
+	"github.com/mcc-bridge/bridge/relay/credentials"
 	"github.com/mcc-bridge/bridge/relay/dispatch"
 	"github.com/mcc-bridge/bridge/relay/policy"
 )
@@ -749,5 +751,91 @@ func TestThroughDispatcher(t *testing.T) {
 	}
 	if after := len(e.lp.reqs()); after != before {
 		t.Errorf("LaunchPad got %d requests for refused payloads", after-before)
+	}
+
+	// Rate limits, LaunchPad's refusals and an expired token.
+	get := `{"project_id":"p1","task_id":7}`
+	for _, tc := range []struct {
+		name, op, payload string
+		prepare           func()
+		wantStatus        int
+		wantType          string // for failures
+		wantRetryAfter    int
+		wantAttempts      int // for successes
+		wantWait          time.Duration
+		wantRequests      int // to LaunchPad
+	}{
+		{name: "429 with a short Retry-After is waited for, then success", op: "get_task", payload: get,
+			prepare:    func() { e.lp.fault(429, 0, "Retry-After", "1") },
+			wantStatus: http.StatusOK, wantAttempts: 2, wantWait: time.Second, wantRequests: 2},
+		{name: "429 with a Retry-After past the deadline reaches the caller", op: "get_task", payload: get,
+			prepare:    func() { e.lp.fault(429, 0, "Retry-After", "120") },
+			wantStatus: http.StatusTooManyRequests, wantType: dispatch.ProblemUpstreamRateLimited, wantRetryAfter: 120, wantRequests: 1},
+		{name: "LaunchPad refuses the write: not retried", op: "create_task", payload: `{"project_id":"p1","title":"Ship"}`,
+			prepare:    func() { e.lp.fault(422, 0) },
+			wantStatus: http.StatusUnprocessableEntity, wantType: dispatch.ProblemUpstreamInvalid, wantRequests: 1},
+		{name: "expired token: the owner must reconnect", op: "get_task", payload: get,
+			prepare:    func() { e.lp.mu.Lock(); e.lp.expired = true; e.lp.mu.Unlock() },
+			wantStatus: http.StatusServiceUnavailable, wantType: dispatch.ProblemCredentialUnavailable, wantRequests: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.prepare()
+			before := len(e.lp.reqs())
+			start := time.Now()
+			status, body := call(`{"targetSystem":"launchpad","operation":"` + tc.op + `","payload":` + tc.payload + `}`)
+			if status != tc.wantStatus || strings.Contains(string(body), tokenPart) {
+				t.Fatalf("got %d %s, want %d", status, body, tc.wantStatus)
+			}
+			if tc.wantType != "" {
+				var p dispatch.Problem
+				json.Unmarshal(body, &p)
+				if p.Type != tc.wantType || p.RetryAfter != tc.wantRetryAfter {
+					t.Errorf("got %s (retryAfter %d), want %s (retryAfter %d)", p.Type, p.RetryAfter, tc.wantType, tc.wantRetryAfter)
+				}
+			} else {
+				var r dispatch.Response
+				json.Unmarshal(body, &r)
+				if r.Meta.Attempts != tc.wantAttempts || time.Since(start) < tc.wantWait {
+					t.Errorf("got %d attempts after %v, want %d after at least %v", r.Meta.Attempts, time.Since(start), tc.wantAttempts, tc.wantWait)
+				}
+			}
+			if got := len(e.lp.reqs()) - before; got != tc.wantRequests {
+				t.Errorf("LaunchPad got %d requests, want %d", got, tc.wantRequests)
+			}
+		})
+	}
+}
+
+// TestRevokedConnection: when the credential manager finds the tenant's
+// connection revoked, the dispatch is refused as credential-unavailable
+// and LaunchPad is never called.
+func TestRevokedConnection(t *testing.T) {
+	e := setup(t, 3)
+	vault := connectortest.RevokedConnection(t, "launchpad")
+	h := connectortest.Start(t, e.conn, connectortest.Options{Credentials: vault})
+	for _, tc := range []struct {
+		name, body string
+		want       error
+	}{
+		{"the owner's write: the grant was revoked", `{"targetSystem":"launchpad","operation":"create_task","payload":{"project_id":"p1","title":"x"}}`, credentials.ErrReauthorize},
+		{"the owner's write again: no second refresh", `{"targetSystem":"launchpad","operation":"delete_task","payload":{"task_id":"1"}}`, credentials.ErrReauthorize},
+		{"a service read: the relay's client was revoked", `{"targetSystem":"launchpad","operation":"list_tasks","payload":{}}`, connectors.ErrNoCredential},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(e.lp.reqs())
+			status, b, out := h.DispatchJSON(t, tc.body)
+			if status != http.StatusServiceUnavailable || out["type"] != dispatch.ProblemCredentialUnavailable || strings.Contains(string(b), tokenPart) {
+				t.Errorf("got %d %s, want 503 credential-unavailable", status, b)
+			}
+			if got := len(e.lp.reqs()) - before; got != 0 {
+				t.Errorf("LaunchPad got %d requests, want 0", got)
+			}
+			if errs := vault.Errors(); len(errs) == 0 || !errors.Is(errs[len(errs)-1], tc.want) {
+				t.Errorf("the manager answered %v, want an error wrapping %q", errs, tc.want)
+			}
+		})
+	}
+	if got := vault.Provider.Count("refresh_token"); got != 1 {
+		t.Errorf("the manager tried %d refreshes, want 1 (then the connection is marked expired)", got)
 	}
 }

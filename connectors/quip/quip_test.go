@@ -16,10 +16,12 @@ import (
 	"time"
 
 	"github.com/mcc-bridge/bridge/connectors"
+	"github.com/mcc-bridge/bridge/connectors/connectortest"
 	"github.com/mcc-bridge/bridge/connectors/quip"
 	"github.com/mcc-bridge/bridge/connectors/quip/quipfake"
 	"github.com/mcc-bridge/bridge/relay/audit"
 	"github.com/mcc-bridge/bridge/relay/callerauth"
+	"github.com/mcc-bridge/bridge/relay/credentials"
 	"github.com/mcc-bridge/bridge/relay/dispatch"
 	"github.com/mcc-bridge/bridge/relay/policy"
 )
@@ -372,6 +374,57 @@ func TestThroughDispatcher(t *testing.T) {
 		t.Errorf("Quip got %d requests for refused payloads", after-before)
 	}
 
+	// A 429 with a short Retry-After is waited for, Quip's refusals are not
+	// retried, and an expired token asks for the owner to reconnect.
+	for _, tc := range []struct {
+		name, op, payload string
+		prepare           func()
+		wantStatus        int
+		wantType          string // for failures
+		wantAttempts      int    // for successes
+		wantWait          time.Duration
+		wantRequests      int // to Quip
+	}{
+		{name: "429 with a short Retry-After is waited for, then success", op: "get_thread", payload: `{"id":"AVN9AAeqq5w"}`,
+			prepare:    func() { e.fake.Inject(quipfake.Fault{Path: "/1/threads/*", Status: 429, RetryAfter: "1"}) },
+			wantStatus: http.StatusOK, wantAttempts: 2, wantWait: time.Second, wantRequests: 2},
+		{name: "Quip refuses the document: not retried", op: "create_document", payload: `{"content":"<p>x</p>","member_ids":["NOSUCHfoldr"]}`,
+			prepare: func() {
+				e.fake.Inject(quipfake.Fault{Path: "/1/threads/new-document", Status: 400, Error: "Bad Request", Description: "Invalid member_ids"})
+			},
+			wantStatus: http.StatusUnprocessableEntity, wantType: dispatch.ProblemUpstreamInvalid, wantRequests: 1},
+		{name: "expired token: the owner must reconnect", op: "create_document", payload: `{"content":"<p>late</p>"}`,
+			prepare:    func() { e.fake.SetToken(token, quipfake.Expired) },
+			wantStatus: http.StatusServiceUnavailable, wantType: dispatch.ProblemCredentialUnavailable, wantRequests: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.prepare()
+			before := len(e.fake.Requests())
+			start := time.Now()
+			status, body := call(`{"targetSystem":"quip","operation":"` + tc.op + `","payload":` + tc.payload + `}`)
+			if status != tc.wantStatus || strings.Contains(string(body), tokenPart) {
+				t.Fatalf("got %d %s, want %d", status, body, tc.wantStatus)
+			}
+			if tc.wantType != "" {
+				var p dispatch.Problem
+				json.Unmarshal(body, &p)
+				if p.Type != tc.wantType {
+					t.Errorf("got %s, want %s", p.Type, tc.wantType)
+				}
+			} else {
+				var r dispatch.Response
+				json.Unmarshal(body, &r)
+				if r.Meta.Attempts != tc.wantAttempts || time.Since(start) < tc.wantWait {
+					t.Errorf("got %d attempts after %v, want %d after at least %v", r.Meta.Attempts, time.Since(start), tc.wantAttempts, tc.wantWait)
+				}
+			}
+			if got := len(e.fake.Requests()) - before; got != tc.wantRequests {
+				t.Errorf("Quip got %d requests, want %d", got, tc.wantRequests)
+			}
+		})
+	}
+	e.fake.SetToken(token, quipfake.Valid)
+
 	// A rate limit reaches the caller as 429 with Retry-After; the dispatcher waits only within the deadline.
 	e.fake.Inject(quipfake.Fault{Status: 503, UserReset: now.Add(time.Hour), Times: 5})
 	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL+"/v1/dispatch",
@@ -384,5 +437,39 @@ func TestThroughDispatcher(t *testing.T) {
 	r.Body.Close()
 	if r.StatusCode != http.StatusTooManyRequests || r.Header.Get("Retry-After") != "3600" {
 		t.Errorf("rate limited through the dispatcher: %d, Retry-After %q; want 429, 3600", r.StatusCode, r.Header.Get("Retry-After"))
+	}
+}
+
+// TestRevokedConnection: when the credential manager finds the tenant's
+// connection revoked, the dispatch is refused as credential-unavailable
+// and Quip is never called.
+func TestRevokedConnection(t *testing.T) {
+	e := setup(t)
+	vault := connectortest.RevokedConnection(t, quip.ID)
+	h := connectortest.Start(t, e.conn, connectortest.Options{Credentials: vault})
+	for _, tc := range []struct {
+		name, body string
+		want       error
+	}{
+		{"the owner's write: the grant was revoked", `{"targetSystem":"quip","operation":"create_document","payload":{"content":"<p>x</p>"}}`, credentials.ErrReauthorize},
+		{"the owner's write again: no second refresh", `{"targetSystem":"quip","operation":"create_document","payload":{"content":"<p>y</p>"}}`, credentials.ErrReauthorize},
+		{"a service read: the relay's client was revoked", `{"targetSystem":"quip","operation":"get_thread","payload":{"id":"AVN9AAeqq5w"}}`, connectors.ErrNoCredential},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(e.fake.Requests())
+			status, b, out := h.DispatchJSON(t, tc.body)
+			if status != http.StatusServiceUnavailable || out["type"] != dispatch.ProblemCredentialUnavailable || strings.Contains(string(b), tokenPart) {
+				t.Errorf("got %d %s, want 503 credential-unavailable", status, b)
+			}
+			if got := len(e.fake.Requests()) - before; got != 0 {
+				t.Errorf("Quip got %d requests, want 0", got)
+			}
+			if errs := vault.Errors(); len(errs) == 0 || !errors.Is(errs[len(errs)-1], tc.want) {
+				t.Errorf("the manager answered %v, want an error wrapping %q", errs, tc.want)
+			}
+		})
+	}
+	if got := vault.Provider.Count("refresh_token"); got != 1 {
+		t.Errorf("the manager tried %d refreshes, want 1 (then the connection is marked expired)", got)
 	}
 }

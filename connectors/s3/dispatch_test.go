@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/mcc-bridge/bridge/connectors"
+	"github.com/mcc-bridge/bridge/connectors/connectortest"
 	"github.com/mcc-bridge/bridge/connectors/s3/s3test"
 	"github.com/mcc-bridge/bridge/relay/audit"
 	"github.com/mcc-bridge/bridge/relay/callerauth"
@@ -225,5 +227,160 @@ func problemType(want string) func(t *testing.T, _ *http.Response, body []byte) 
 		if err := json.Unmarshal(body, &p); err != nil || p.Type != want {
 			t.Errorf("got %s, want a problem of type %s", body, want)
 		}
+	}
+}
+
+// credsFunc is a credential vault handing out what its function gives.
+type credsFunc func() connectors.Credential
+
+func (f credsFunc) Credential(context.Context, connectors.CredentialRequest) (connectors.Credential, error) {
+	return f(), nil
+}
+
+// TestThroughDispatcherFailures: how S3's and STS's failures reach the
+// caller through a real dispatcher, and how many requests they cost.
+func TestThroughDispatcherFailures(t *testing.T) {
+	list := `{"bucket":"acme-reports","prefix":"a"}`
+	put := `{"bucket":"acme-reports","key":"out/x.txt","content":"eA=="}`
+	slowDown := func(ra string) s3test.Fault {
+		return s3test.Fault{Status: 503, Code: "SlowDown", Message: "Please reduce your request rate.", RetryAfter: ra}
+	}
+	tests := []struct {
+		name, op, payload string
+		cred              func() connectors.Credential
+		setup             func(e *env)
+		wantStatus        int
+		wantType          string  // for failures
+		wantRA            float64 // for rate limits
+		wantAttempts      int     // for successes
+		wantWait          time.Duration
+		wantSTS, wantS3   int // requests
+	}{
+		{name: "SlowDown with a short Retry-After is waited for, then success", op: "list_objects", payload: list,
+			setup:      func(e *env) { e.srv.Inject(slowDown("1")) },
+			wantStatus: 200, wantAttempts: 2, wantWait: time.Second, wantSTS: 1, wantS3: 2},
+		{name: "SlowDown with a Retry-After past the deadline reaches the caller", op: "list_objects", payload: list,
+			setup:      func(e *env) { e.srv.Inject(slowDown("120")) },
+			wantStatus: 429, wantType: dispatch.ProblemUpstreamRateLimited, wantRA: 120, wantSTS: 1, wantS3: 1},
+		{name: "SlowDown on a write is retried (S3 did not act on it)", op: "put_object", payload: put,
+			setup:      func(e *env) { e.srv.Inject(slowDown("")) },
+			wantStatus: 200, wantAttempts: 2, wantSTS: 1, wantS3: 2},
+		{name: "InternalError on a write is not retried", op: "put_object", payload: put,
+			setup: func(e *env) {
+				e.srv.Inject(s3test.Fault{Status: 500, Code: "InternalError", Message: "We encountered an internal error. Please try again."})
+			},
+			wantStatus: 502, wantType: dispatch.ProblemConnectorUnavailable, wantSTS: 1, wantS3: 1},
+		{name: "STS unavailable on a read is retried", op: "list_objects", payload: list,
+			setup: func(e *env) {
+				e.sts.Inject(s3test.Fault{Status: 503, Code: "ServiceUnavailable", Message: "Service is unavailable."})
+			},
+			wantStatus: 200, wantAttempts: 2, wantSTS: 2, wantS3: 1},
+		{name: "the relay's base keys refused by STS: S3 is never called", op: "list_objects", payload: list,
+			cred: func() connectors.Credential {
+				c := baseCred()
+				c.Values["secret_access_key"] = "wrong/secret/AbCdEfGhIjKlMnOpQrStUvWxYz0123"
+				return c
+			},
+			wantStatus: 503, wantType: dispatch.ProblemCredentialUnavailable, wantSTS: 1, wantS3: 0},
+		{name: "AccessDenied by the role's policy is the caller's refusal, not a credential problem", op: "get_object", payload: `{"bucket":"acme-reports","key":"a.txt"}`,
+			setup:      func(e *env) { e.srv.Inject(s3test.Fault{Status: 403, Code: "AccessDenied", Message: "Access Denied"}) },
+			wantStatus: 422, wantType: dispatch.ProblemUpstreamInvalid, wantSTS: 1, wantS3: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			e.seed(t, "a.txt", []byte("a"))
+			cred := baseCred
+			if tt.cred != nil {
+				cred = tt.cred
+			}
+			h := connectortest.Start(t, e.conn, connectortest.Options{Credentials: credsFunc(cred), Logger: tlog(t, e.logs)})
+			if tt.setup != nil {
+				tt.setup(e)
+			}
+			start := time.Now()
+			status, body := h.Dispatch(t, `{"targetSystem":"s3","operation":"`+tt.op+`","payload":`+tt.payload+`}`)
+			for _, s := range e.secrets() {
+				if bytes.Contains(body, []byte(s)) {
+					t.Fatalf("response %s holds a secret", body)
+				}
+			}
+			if status != tt.wantStatus {
+				t.Fatalf("got HTTP %d %s, want %d", status, body, tt.wantStatus)
+			}
+			if tt.wantType != "" {
+				var p dispatch.Problem
+				if err := json.Unmarshal(body, &p); err != nil || p.Type != tt.wantType || p.RetryAfter != int(tt.wantRA) {
+					t.Errorf("got %s, want a %s problem with retryAfter %v", body, tt.wantType, tt.wantRA)
+				}
+			} else {
+				var out dispatch.Response
+				json.Unmarshal(body, &out)
+				if out.Meta.Attempts != tt.wantAttempts || time.Since(start) < tt.wantWait {
+					t.Errorf("got %d attempts after %v, want %d after at least %v", out.Meta.Attempts, time.Since(start), tt.wantAttempts, tt.wantWait)
+				}
+			}
+			if got := len(e.sts.Calls()); got != tt.wantSTS {
+				t.Errorf("got %d AssumeRole calls, want %d", got, tt.wantSTS)
+			}
+			if got := len(e.srv.Requests()); got != tt.wantS3 {
+				t.Errorf("got %d S3 requests, want %d", got, tt.wantS3)
+			}
+		})
+	}
+}
+
+// TestExpiredSessionThroughDispatcher: S3 refusing the cached
+// assumed-role keys as expired reaches the caller as credential-unavailable
+// (ClassUnauthorized is not retried), without a retry; the connector drops
+// the session, so the next dispatch assumes the role again and succeeds.
+func TestExpiredSessionThroughDispatcher(t *testing.T) {
+	e := newEnv(t, nil)
+	e.seed(t, "a.txt", []byte("a"))
+	h := connectortest.Start(t, e.conn, connectortest.Options{Credentials: credsFunc(baseCred), Logger: tlog(t, e.logs)})
+	list := `{"targetSystem":"s3","operation":"list_objects","payload":{"bucket":"acme-reports"}}`
+	if status, body := h.Dispatch(t, list); status != 200 {
+		t.Fatalf("first list: %d %s", status, body)
+	}
+	e.sts.RevokeAll()
+	before := len(e.srv.Requests())
+	status, _, out := h.DispatchJSON(t, list)
+	if status != 503 || out["type"] != dispatch.ProblemCredentialUnavailable {
+		t.Errorf("with the session expired: got %d %v, want 503 %s", status, out["type"], dispatch.ProblemCredentialUnavailable)
+	}
+	if got := len(e.srv.Requests()) - before; got != 1 {
+		t.Errorf("S3 got %d requests with the expired session, want 1", got)
+	}
+	if status, body := h.Dispatch(t, list); status != 200 {
+		t.Errorf("the next list: %d %s, want 200 with a new session", status, body)
+	}
+	if got := len(e.sts.Calls()); got != 2 {
+		t.Errorf("got %d AssumeRole calls, want 2 (one before, one after the expiry)", got)
+	}
+}
+
+// TestRevokedConnection: when the credential manager has no usable
+// credential for the tenant's S3 connection, the dispatch is refused as
+// credential-unavailable before STS or S3 is called.
+func TestRevokedConnection(t *testing.T) {
+	e := newEnv(t, nil)
+	vault := connectortest.RevokedConnection(t, "s3")
+	h := connectortest.Start(t, e.conn, connectortest.Options{Credentials: vault, Logger: tlog(t, e.logs)})
+	for _, tc := range []struct{ name, op, payload string }{
+		{"a list", "list_objects", `{"bucket":"acme-reports"}`},
+		{"a put", "put_object", `{"bucket":"acme-reports","key":"k","content":"eA=="}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, _, out := h.DispatchJSON(t, `{"targetSystem":"s3","operation":"`+tc.op+`","payload":`+tc.payload+`}`)
+			if status != 503 || out["type"] != dispatch.ProblemCredentialUnavailable {
+				t.Errorf("got %d %v, want 503 %s", status, out["type"], dispatch.ProblemCredentialUnavailable)
+			}
+			if errs := vault.Errors(); len(errs) == 0 || !errors.Is(errs[len(errs)-1], connectors.ErrNoCredential) {
+				t.Errorf("the manager answered %v, want an error wrapping %q", errs, connectors.ErrNoCredential)
+			}
+		})
+	}
+	if len(e.sts.Calls()) != 0 || len(e.srv.Requests()) != 0 {
+		t.Errorf("got %d STS and %d S3 requests, want none", len(e.sts.Calls()), len(e.srv.Requests()))
 	}
 }

@@ -9,11 +9,14 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/mcc-bridge/bridge/agent/ingestapi"
 	"github.com/mcc-bridge/bridge/connectors"
+	"github.com/mcc-bridge/bridge/connectors/connectortest"
 	"github.com/mcc-bridge/bridge/connectors/sharepoint"
+	"github.com/mcc-bridge/bridge/relay/dispatch"
 	"github.com/mcc-bridge/bridge/relay/store"
 	"github.com/mcc-bridge/bridge/relay/store/storetest"
 )
@@ -52,6 +55,12 @@ func (f *fakeAgents) Do(ctx context.Context, tenant, agent string, req *http.Req
 
 func setup(t *testing.T) (*sharepoint.Connector, *fakeAgents, ingestapi.Document) {
 	t.Helper()
+	return setupReaders(t)
+}
+
+// setupReaders is setup with the first document also readable by readers.
+func setupReaders(t *testing.T, readers ...string) (*sharepoint.Connector, *fakeAgents, ingestapi.Document) {
+	t.Helper()
 	st, err := store.Open(t.Context(), t.TempDir(), store.Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -60,6 +69,9 @@ func setup(t *testing.T) (*sharepoint.Connector, *fakeAgents, ingestapi.Document
 	content := []byte("quarterly budget for the aardvark campaign")
 	doc := storetest.Doc(1, "/sites/marketing/Shared Documents/budget.txt")
 	doc.ContentSHA256, doc.Size = storetest.SHA256(content), int64(len(content))
+	for _, r := range readers {
+		doc.ACL = append(doc.ACL, ingestapi.ACE{Kind: "user", Email: r})
+	}
 	hidden := storetest.Doc(2, "/sites/marketing/Shared Documents/hidden budget.txt")
 	hidden.ACL = []ingestapi.ACE{{Kind: "user", Email: "john@corp.example"}}
 	storetest.Apply(t, st, storetest.TenantA, ingestapi.Batch{ID: "b1", Upserts: []ingestapi.Document{doc, hidden},
@@ -145,5 +157,76 @@ func TestLiveContentThroughAgents(t *testing.T) {
 	}
 	if err := c.HealthCheck(t.Context(), storetest.TenantB); connectors.ClassOf(err) != connectors.ClassAgentOffline {
 		t.Errorf("health of a tenant without agents: %v", err)
+	}
+}
+
+// TestThroughDispatcher runs the connector behind a real dispatcher. The
+// agent's mutual-TLS tunnel is the credential (the dispatcher asks no
+// vault), and SharePoint's throttling (429/503 with Retry-After) is the
+// agent's to wait out: the agent answers the relay 502 when SharePoint
+// keeps failing, 404 when it does not serve the site, and is absent when
+// its tunnel is down (its certificate expired or was revoked).
+func TestThroughDispatcher(t *testing.T) {
+	c, agents, doc := setupReaders(t, "sarah@acme.example")
+	h := connectortest.Start(t, c, connectortest.Options{})
+	key := `"site":"` + doc.Site + `","list_id":"` + doc.ListID + `","item_id":1`
+	live := `{"targetSystem":"sharepoint","operation":"get_document","payload":{` + key + `,"content":"live"}}`
+	var served atomic.Int32
+	serveAfter := func(failures int32) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if served.Add(1) <= failures {
+				http.Error(w, "SharePoint failed: sharepoint keeps throttling (5 retries)", http.StatusBadGateway)
+				return
+			}
+			io.WriteString(w, "live bytes")
+		}
+	}
+	for _, tc := range []struct {
+		name, body   string
+		agent        http.HandlerFunc // agent-1; nil means no agent connected
+		wantStatus   int
+		wantType     string // for failures
+		wantBody     string // for successes: a part of it
+		wantAttempts int    // the agent's requests
+	}{
+		{name: "search, trimmed to the caller", body: `{"targetSystem":"sharepoint","operation":"search_documents","payload":{"query":"budget"}}`,
+			wantStatus: http.StatusOK, wantBody: `"count":1`},
+		{name: "live content: a 502 from the agent is retried", body: live, agent: serveAfter(1),
+			wantStatus: http.StatusOK, wantBody: "live bytes", wantAttempts: 2},
+		{name: "live content: SharePoint keeps failing behind the agent", body: live, agent: serveAfter(100),
+			wantStatus: http.StatusBadGateway, wantType: dispatch.ProblemConnectorUnavailable, wantAttempts: 3},
+		{name: "live content: no agent connected (tunnel down, certificate expired or revoked)", body: live,
+			wantStatus: http.StatusServiceUnavailable, wantType: dispatch.ProblemAgentOffline},
+		{name: "bad payload: list id not a GUID", body: `{"targetSystem":"sharepoint","operation":"get_document","payload":{"site":"` + doc.Site + `","list_id":"../x","item_id":1,"content":"live"}}`,
+			agent: serveAfter(0), wantStatus: http.StatusBadRequest, wantType: dispatch.ProblemInvalidPayload},
+		{name: "bad payload: a tenant in the payload", body: `{"targetSystem":"sharepoint","operation":"search_documents","payload":{"query":"budget","tenant":"globex"}}`,
+			wantStatus: http.StatusBadRequest, wantType: dispatch.ProblemInvalidPayload},
+		{name: "bad payload: empty query", body: `{"targetSystem":"sharepoint","operation":"search_documents","payload":{"query":""}}`,
+			wantStatus: http.StatusBadRequest, wantType: dispatch.ProblemInvalidPayload},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			served.Store(0)
+			agents.mu.Lock()
+			agents.handlers["agent-1"], agents.asked = tc.agent, nil
+			agents.mu.Unlock()
+			status, body := h.Dispatch(t, tc.body)
+			if status != tc.wantStatus {
+				t.Fatalf("got %d %s, want %d", status, body, tc.wantStatus)
+			}
+			if tc.wantType != "" {
+				var p dispatch.Problem
+				if err := json.Unmarshal(body, &p); err != nil || p.Type != tc.wantType {
+					t.Errorf("got %s, want a %s problem", body, tc.wantType)
+				}
+			} else if !strings.Contains(string(body), tc.wantBody) || strings.Contains(string(body), "hidden") {
+				t.Errorf("got %s, want %q and nothing hidden", body, tc.wantBody)
+			}
+			agents.mu.Lock()
+			asked := len(agents.asked)
+			agents.mu.Unlock()
+			if asked != tc.wantAttempts {
+				t.Errorf("the agent got %d requests, want %d", asked, tc.wantAttempts)
+			}
+		})
 	}
 }

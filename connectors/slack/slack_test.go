@@ -16,10 +16,12 @@ import (
 	"time"
 
 	"github.com/mcc-bridge/bridge/connectors"
+	"github.com/mcc-bridge/bridge/connectors/connectortest"
 	"github.com/mcc-bridge/bridge/connectors/slack"
 	"github.com/mcc-bridge/bridge/connectors/slack/slackfake"
 	"github.com/mcc-bridge/bridge/relay/audit"
 	"github.com/mcc-bridge/bridge/relay/callerauth"
+	"github.com/mcc-bridge/bridge/relay/credentials"
 	"github.com/mcc-bridge/bridge/relay/dispatch"
 	"github.com/mcc-bridge/bridge/relay/policy"
 )
@@ -487,10 +489,101 @@ func TestThroughDispatcher(t *testing.T) {
 		t.Errorf("Slack got %d requests for refused payloads", after-before)
 	}
 
+	// Rate limits and Slack's refusals, through the dispatcher.
+	for _, tc := range []struct {
+		name, op, payload string
+		fault             slackfake.Fault
+		wantStatus        int
+		wantType          string
+		wantRetryAfter    string        // the answer's Retry-After header
+		wantAttempts      int           // on success
+		wantWait          time.Duration // at least, on success
+		wantRequests      int           // to Slack
+	}{
+		{name: "429 with a short Retry-After is waited for, then success", op: "post_message", payload: `{"channel":"C00000002","text":"retry me"}`,
+			fault: slackfake.Fault{Method: "chat.postMessage", Status: 429, RetryAfter: "1"}, wantStatus: 200, wantAttempts: 2, wantWait: time.Second, wantRequests: 2},
+		{name: "429 with a Retry-After past the deadline reaches the caller", op: "list_channels", payload: `{"limit":5}`,
+			fault:      slackfake.Fault{Method: "conversations.list", Status: 429, RetryAfter: "60"},
+			wantStatus: 429, wantType: dispatch.ProblemUpstreamRateLimited, wantRetryAfter: "60", wantRequests: 1},
+		{name: "Slack refuses the message: not retried", op: "post_message", payload: `{"channel":"C00000006","text":"to an archived channel"}`,
+			wantStatus: 422, wantType: dispatch.ProblemUpstreamInvalid, wantRequests: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.fault != (slackfake.Fault{}) {
+				e.fake.Inject(tc.fault)
+			}
+			before := len(e.fake.Requests())
+			start := time.Now()
+			req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL+"/v1/dispatch",
+				strings.NewReader(`{"targetSystem":"slack","operation":"`+tc.op+`","payload":`+tc.payload+`}`))
+			req.Header.Set("Authorization", "Bearer caller")
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.wantStatus {
+				t.Fatalf("got %d %s, want %d", resp.StatusCode, body, tc.wantStatus)
+			}
+			if tc.wantType != "" {
+				var p dispatch.Problem
+				json.Unmarshal(body, &p)
+				if p.Type != tc.wantType || resp.Header.Get("Retry-After") != tc.wantRetryAfter {
+					t.Errorf("got %s with Retry-After %q, want %s with %q", p.Type, resp.Header.Get("Retry-After"), tc.wantType, tc.wantRetryAfter)
+				}
+			} else {
+				var r dispatch.Response
+				json.Unmarshal(body, &r)
+				if r.Meta.Attempts != tc.wantAttempts || time.Since(start) < tc.wantWait {
+					t.Errorf("got %d attempts after %v, want %d after at least %v", r.Meta.Attempts, time.Since(start), tc.wantAttempts, tc.wantWait)
+				}
+			}
+			if got := len(e.fake.Requests()) - before; got != tc.wantRequests {
+				t.Errorf("Slack got %d requests, want %d", got, tc.wantRequests)
+			}
+		})
+	}
+
 	// An expired token tells the caller the owner must reconnect, and no token leaks.
+	before = len(e.fake.Requests())
 	e.fake.SetToken(token, slackfake.Expired)
 	status, body = dispatchCall(t, srv, `{"targetSystem":"slack","operation":"list_channels","payload":{}}`)
 	if status != http.StatusServiceUnavailable || !strings.Contains(string(body), dispatch.ProblemCredentialUnavailable) || strings.Contains(string(body), tokenPart) {
 		t.Errorf("expired token through the dispatcher: %d %s", status, body)
+	}
+	if got := len(e.fake.Requests()) - before; got != 1 {
+		t.Errorf("Slack got %d requests with the expired token, want 1 (a refused credential is not retried)", got)
+	}
+}
+
+// TestRevokedConnection: when the credential manager finds the
+// integration owner's connection revoked (Slack revokes the old refresh
+// token on rotation, or the app was uninstalled), the dispatch is refused
+// as credential-unavailable and Slack is never called.
+func TestRevokedConnection(t *testing.T) {
+	e := setup(t, 3)
+	vault := connectortest.RevokedConnection(t, slack.ID)
+	h := connectortest.Start(t, e.conn, connectortest.Options{Credentials: vault})
+	for _, tc := range []struct{ name, body string }{
+		{"a post: the grant was revoked", `{"targetSystem":"slack","operation":"post_message","payload":{"channel":"C00000001","text":"hi"}}`},
+		{"a listing again: no second refresh", `{"targetSystem":"slack","operation":"list_channels","payload":{}}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(e.fake.Requests())
+			status, b, out := h.DispatchJSON(t, tc.body)
+			if status != http.StatusServiceUnavailable || out["type"] != dispatch.ProblemCredentialUnavailable || strings.Contains(string(b), tokenPart) {
+				t.Errorf("got %d %s, want 503 credential-unavailable", status, b)
+			}
+			if got := len(e.fake.Requests()) - before; got != 0 {
+				t.Errorf("Slack got %d requests, want 0", got)
+			}
+			if errs := vault.Errors(); len(errs) == 0 || !errors.Is(errs[len(errs)-1], credentials.ErrReauthorize) {
+				t.Errorf("the manager answered %v, want an error wrapping %q", errs, credentials.ErrReauthorize)
+			}
+		})
+	}
+	if got := vault.Provider.Count("refresh_token"); got != 1 {
+		t.Errorf("the manager tried %d refreshes, want 1 (then the connection is marked expired)", got)
 	}
 }

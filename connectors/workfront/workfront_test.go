@@ -17,10 +17,12 @@ import (
 	"time"
 
 	"github.com/mcc-bridge/bridge/connectors"
+	"github.com/mcc-bridge/bridge/connectors/connectortest"
 	"github.com/mcc-bridge/bridge/connectors/workfront"
 	"github.com/mcc-bridge/bridge/connectors/workfront/workfrontfake"
 	"github.com/mcc-bridge/bridge/relay/audit"
 	"github.com/mcc-bridge/bridge/relay/callerauth"
+	"github.com/mcc-bridge/bridge/relay/credentials"
 	"github.com/mcc-bridge/bridge/relay/dispatch"
 	"github.com/mcc-bridge/bridge/relay/policy"
 )
@@ -612,11 +614,88 @@ func TestThroughDispatcher(t *testing.T) {
 			t.Errorf("the create did not go as the integration owner attributed to sarah")
 		}
 	})
+	t.Run("429 with a short Retry-After is waited for, then success", func(t *testing.T) {
+		before := len(e.fake.Requests())
+		e.fake.Inject(workfrontfake.Fault{Status: 429, RetryAfter: "1"})
+		start := time.Now()
+		status, out := post(t, srv, `{"targetSystem":"workfront","operation":"get_project","payload":{"project_id":"`+id+`"}}`)
+		if status != 200 || out["meta"].(map[string]any)["attempts"] != 2.0 {
+			t.Fatalf("got %d %v, want 200 after 2 attempts", status, out)
+		}
+		if waited := time.Since(start); waited < time.Second {
+			t.Errorf("the retry came after %v, want at least the 1s Retry-After", waited)
+		}
+		if got := len(e.fake.Requests()) - before; got != 2 {
+			t.Errorf("Workfront got %d requests, want 2", got)
+		}
+	})
+	t.Run("429 with a Retry-After past the deadline reaches the caller", func(t *testing.T) {
+		before := len(e.fake.Requests())
+		e.fake.Inject(workfrontfake.Fault{Status: 429, RetryAfter: "120"})
+		status, out := post(t, srv, `{"targetSystem":"workfront","operation":"search_projects","payload":{}}`)
+		if status != 429 || out["type"] != dispatch.ProblemUpstreamRateLimited || out["retryAfter"] != 120.0 {
+			t.Errorf("got %d %v (retryAfter %v), want 429 upstream-rate-limited with retryAfter 120", status, out["type"], out["retryAfter"])
+		}
+		if got := len(e.fake.Requests()) - before; got != 1 {
+			t.Errorf("Workfront got %d requests, want 1 (no retry that cannot finish in time)", got)
+		}
+	})
+	t.Run("Workfront's validation error reaches the caller", func(t *testing.T) {
+		task := e.fake.AddTask(workfrontfake.Object{"name": "T", "projectID": id})
+		before := len(e.fake.Requests())
+		status, out := post(t, srv, `{"targetSystem":"workfront","operation":"update_task","payload":{"task_id":"`+task+`","status":"XYZ"}}`)
+		if status != 422 || out["type"] != dispatch.ProblemUpstreamInvalid || !strings.Contains(fmt.Sprint(out["detail"]), "invalid status") {
+			t.Errorf("got %d %v %q, want 422 upstream-invalid naming the invalid status", status, out["type"], out["detail"])
+		}
+		if got := len(e.fake.Requests()) - before; got != 1 {
+			t.Errorf("Workfront got %d requests, want 1 (a refused write is not retried)", got)
+		}
+	})
 	t.Run("expired token: the owner must reconnect", func(t *testing.T) {
+		before := len(e.fake.Requests())
 		e.fake.ExpireToken(oauthToken)
 		status, out := post(t, srv, `{"targetSystem":"workfront","operation":"create_project","payload":{"name":"Late","campaign_id":"CMP-10"}}`)
 		if status != 503 || out["type"] != dispatch.ProblemCredentialUnavailable {
 			t.Errorf("got %d %v, want 503 credential-unavailable", status, out["type"])
 		}
+		if got := len(e.fake.Requests()) - before; got != 1 {
+			t.Errorf("Workfront got %d requests, want 1 (a refused credential is not retried)", got)
+		}
 	})
+}
+
+// TestRevokedConnection: when the credential manager finds the tenant's
+// connection revoked, the dispatch is refused as credential-unavailable
+// and Workfront is never called.
+func TestRevokedConnection(t *testing.T) {
+	e := setup(t, nil)
+	id := seedProject(e.fake, "P", "C")
+	vault := connectortest.RevokedConnection(t, workfront.ID)
+	h := connectortest.Start(t, e.c, connectortest.Options{Credentials: vault})
+	for _, tc := range []struct {
+		name, body string
+		want       error
+	}{
+		{"the owner's write: the grant was revoked", `{"targetSystem":"workfront","operation":"create_project","payload":{"name":"N","campaign_id":"C"}}`, credentials.ErrReauthorize},
+		{"the owner's write again: no second refresh", `{"targetSystem":"workfront","operation":"update_task","payload":{"task_id":"` + id + `","status":"NEW"}}`, credentials.ErrReauthorize},
+		{"a service read: the relay's client was revoked", `{"targetSystem":"workfront","operation":"get_project","payload":{"project_id":"` + id + `"}}`, connectors.ErrNoCredential},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(e.fake.Requests())
+			status, b, out := h.DispatchJSON(t, tc.body)
+			assertNoSecret(t, "the response", string(b))
+			if status != 503 || out["type"] != dispatch.ProblemCredentialUnavailable {
+				t.Errorf("got %d %v, want 503 credential-unavailable", status, out["type"])
+			}
+			if got := len(e.fake.Requests()) - before; got != 0 {
+				t.Errorf("Workfront got %d requests, want 0", got)
+			}
+			if errs := vault.Errors(); len(errs) == 0 || !errors.Is(errs[len(errs)-1], tc.want) {
+				t.Errorf("the manager answered %v, want an error wrapping %q", errs, tc.want)
+			}
+		})
+	}
+	if got := vault.Provider.Count("refresh_token"); got != 1 {
+		t.Errorf("the manager tried %d refreshes, want 1 (then the connection is marked expired)", got)
+	}
 }
