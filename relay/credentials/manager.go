@@ -208,6 +208,45 @@ func (m *Manager) ownerCredential(ctx context.Context, req connectors.Credential
 	return m.credentialOf(ctx, r, req.Pattern)
 }
 
+// Reject drops cred, which the system refused before its expiry (the
+// vendor revoked or rotated it): a cached service token is forgotten, and
+// an owner's stored access token is marked expired so that the next
+// Credential refreshes it (once, across processes, as any refresh). A
+// credential that was already replaced is left alone.
+func (m *Manager) Reject(ctx context.Context, req connectors.CredentialRequest, cred connectors.Credential) error {
+	if err := m.check(req.Tenant, req.System); err != nil {
+		return fmt.Errorf("reject: %w", err)
+	}
+	if req.Pattern == connectors.ServiceToService {
+		if s := m.service(req.System, req.Tenant); s != nil {
+			key := "s|" + req.Tenant + "|" + req.System
+			m.svcMu.Lock()
+			if t, ok := m.svcTokens[key]; ok && t.cred.Token == cred.Token {
+				delete(m.svcTokens, key)
+			}
+			m.svcMu.Unlock()
+			m.log.Info("service token refused by the system; a new one is fetched", "tenant", req.Tenant, "system", req.System)
+			return nil
+		}
+	}
+	r, err := m.getRow(ctx, req.Tenant, req.System)
+	if err != nil || r.method != MethodOAuth2 {
+		return nil // nothing to refresh: an API key stays until replaced
+	}
+	tok, err := m.vault.open(ctx, r.tenant, r.system, fieldAccess, r.access)
+	if err != nil || tok != cred.Token {
+		return nil
+	}
+	// No version bump: a refresh in flight keeps its fencing version and
+	// simply overwrites this.
+	if _, err := m.db.ExecContext(ctx, `UPDATE connections SET expiry = ? WHERE tenant = ? AND system = ? AND version = ? AND expiry > ?`,
+		m.nowMS()-1, req.Tenant, req.System, r.version, m.nowMS()-1); err != nil {
+		return fmt.Errorf("reject: %w", err)
+	}
+	m.log.Info("access token refused by the system before its expiry; refreshing", "tenant", req.Tenant, "system", req.System)
+	return nil
+}
+
 func patternName(p connectors.AuthPattern) string {
 	if p == "" {
 		return string(connectors.IntegrationOwner)

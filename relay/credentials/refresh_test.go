@@ -648,3 +648,55 @@ func TestSlackDialect(t *testing.T) {
 		t.Errorf("%d refresh requests, want 2: the refused one is not retried", got)
 	}
 }
+
+// TestReject: a credential the system refused before its expiry is
+// dropped: an owner's access token is refreshed once (also when several
+// callers reject it), a stale rejection changes nothing, and a cached
+// service token is fetched anew.
+func TestReject(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, testOptions())
+	m := e.manager(func(c *credentials.Config) {
+		c.Services = []credentials.Service{{System: "adobeanalytics", Method: credentials.MethodClientCredentials,
+			TokenURL: e.prov.TokenURL, ClientID: e.prov.ClientID(), ClientSecret: connectors.Secret(e.prov.ClientSecret())}}
+	})
+	e.connect(m, tenantA, system, e.prov)
+	c1, err := e.credential(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 { // three dispatches saw the same 401
+		if err := m.Reject(ctx, ownerReq(tenantA, system), c1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c2, err := e.credential(m)
+	if err != nil || c2.Token == c1.Token || !e.prov.Valid(c2.Token.Reveal()) {
+		t.Fatalf("after a rejection: %v, new token %v", err, c2.Token != c1.Token)
+	}
+	if got := e.prov.Count("refresh_token"); got != 1 {
+		t.Errorf("%d refreshes, want 1", got)
+	}
+	// A late rejection of the old token does not throw away the new one.
+	if err := m.Reject(ctx, ownerReq(tenantA, system), c1); err != nil {
+		t.Fatal(err)
+	}
+	if c3, err := e.credential(m); err != nil || c3.Token != c2.Token || e.prov.Count("refresh_token") != 1 {
+		t.Errorf("a stale rejection refreshed again: %v", err)
+	}
+	if c := e.mustGet(m, tenantA, system); c.State != credentials.StateActive {
+		t.Errorf("state %s, want ACTIVE", c.State)
+	}
+
+	s1, err := m.Credential(ctx, s2sReq(tenantA, "adobeanalytics"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Reject(ctx, s2sReq(tenantA, "adobeanalytics"), s1); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := m.Credential(ctx, s2sReq(tenantA, "adobeanalytics"))
+	if err != nil || s2.Token == s1.Token || e.prov.Count("client_credentials") != 2 {
+		t.Errorf("a rejected service token: %v, new %v, %d requests", err, s2.Token != s1.Token, e.prov.Count("client_credentials"))
+	}
+}

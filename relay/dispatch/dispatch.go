@@ -383,6 +383,18 @@ func (d *Dispatcher) serveDispatch(w http.ResponseWriter, r *http.Request) {
 	}
 	callStart := d.cfg.Now()
 	res, attempts, err := d.execute(ctx, sys.c, op, ec)
+	if connectors.ClassOf(err) == connectors.ClassUnauthorized && ctx.Err() == nil {
+		// The system refused a credential before its time (rotated or
+		// revoked at the vendor): drop it, and if a fresh one comes, try
+		// once more. A refusal means nothing was done, so writes may too.
+		if fresh, ok := d.freshCredential(ctx, sys, op, x.caller, cred); ok {
+			d.log.Info("credential refused before its expiry; trying once with a fresh one", "trace_id", x.trace, "system", sys.c.ID())
+			ec.Credential = fresh
+			var more int
+			res, more, err = d.execute(ctx, sys.c, op, ec)
+			attempts += more
+		}
+	}
 	if d.cfg.Observe != nil {
 		d.cfg.Observe(sys.c.ID(), systemOK(err), d.cfg.Now().Sub(callStart))
 	}
@@ -548,6 +560,31 @@ func (d *Dispatcher) credential(ctx context.Context, sys *system, op *operation,
 		return connectors.Credential{}, connectors.ErrNoCredential
 	}
 	return d.cfg.Credentials.Credential(ctx, connectors.CredentialRequest{Tenant: c.Tenant, System: sys.c.ID(), Pattern: op.auth, UserID: c.UserID})
+}
+
+// credentialRejecter is a credential store that can drop a credential the
+// system refused before its expiry (relay/credentials.Manager).
+type credentialRejecter interface {
+	Reject(ctx context.Context, req connectors.CredentialRequest, cred connectors.Credential) error
+}
+
+// freshCredential drops cred, which the system refused, and returns a
+// different one if the store has or can get it.
+func (d *Dispatcher) freshCredential(ctx context.Context, sys *system, op *operation, c callerauth.Caller, cred connectors.Credential) (connectors.Credential, bool) {
+	rj, ok := d.cfg.Credentials.(credentialRejecter)
+	if !ok || cred.Token == "" {
+		return connectors.Credential{}, false
+	}
+	req := connectors.CredentialRequest{Tenant: c.Tenant, System: sys.c.ID(), Pattern: op.auth, UserID: c.UserID}
+	if err := rj.Reject(ctx, req, cred); err != nil {
+		d.log.Warn("could not drop a refused credential", "system", sys.c.ID(), "err", err)
+		return connectors.Credential{}, false
+	}
+	fresh, err := d.credential(ctx, sys, op, c)
+	if err != nil || fresh.Token == cred.Token {
+		return connectors.Credential{}, false
+	}
+	return fresh, true
 }
 
 // execute runs the operation, retrying as RetryConfig says. It returns the
