@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -163,6 +165,74 @@ func TestCrawlReport(t *testing.T) {
 	report("crawl_full_processes_items_per_s", procRate, "items/s")
 	report("crawl_emulator_serving_processes_items_per_s", procServe, "items/s")
 	report("crawl_full_processes_vs_serving", procRate/procServe, "ratio")
+
+	// As deployed, SharePoint runs on its own machine: the emulator (this
+	// process) gets CPU 0 alone, and whatever reads it gets CPU 1 alone:
+	// the agent and the relay for the crawl, a bare client process for the
+	// baseline. The ratio then says whether the crawl keeps up with the
+	// source, not how the two share two cores.
+	if runtime.NumCPU() < 2 {
+		t.Log("one CPU: no figure with the source on its own core")
+		return
+	}
+	if _, err := exec.LookPath("taskset"); err != nil {
+		t.Log("no taskset: no figure with the source on its own core")
+		return
+	}
+	pin := func(cpus string) {
+		if out, err := exec.Command("taskset", "-a", "-p", "-c", cpus, strconv.Itoa(os.Getpid())).CombinedOutput(); err != nil {
+			t.Fatalf("taskset: %v: %s", err, out)
+		}
+	}
+	pin("0")
+	defer pin(fmt.Sprintf("0-%d", runtime.NumCPU()-1))
+	sw := newProcWorld(t, spec, procOptions{protocol: "auto", poll: benchPoll, concurrency: benchConcurrency, rate: 1e6, cpus: "1"})
+	st = sw.waitAgent(15*time.Minute, "the full crawl", func(s crawl.SiteStatus) bool { return s.Phase == crawl.PhaseIncremental })
+	if st.Items < int64(entries) {
+		t.Fatalf("the pinned full crawl read %d items of %d", st.Items, entries)
+	}
+	ownRate := float64(entries) / st.FullDone.Sub(st.FullStarted).Seconds()
+	sw.agent.kill(t)
+	sw.relay.kill(t)
+	served, elapsed = serveFrom(t, "1", sw.site, sw.password)
+	if served != entries {
+		t.Fatalf("the bare client process read %d items, the snapshot has %d", served, entries)
+	}
+	ownServe := float64(served) / elapsed.Seconds()
+	report("crawl_full_source_own_core_items_per_s", ownRate, "items/s")
+	report("crawl_emulator_serving_source_own_core_items_per_s", ownServe, "items/s")
+	report("crawl_full_source_own_core_vs_serving", ownRate/ownServe, "ratio")
+}
+
+// serveFrom runs serve in a child process (this test binary, in
+// TestServeHelper) on cpus and returns what it read and how long it took.
+func serveFrom(t *testing.T, cpus, site, password string) (int, time.Duration) {
+	t.Helper()
+	cmd := exec.Command("taskset", "-c", cpus, os.Args[0], "-test.run", "^TestServeHelper$", "-test.count", "1", "-test.v")
+	cmd.Env = append(os.Environ(), "CRAWL_BENCH_SERVE_SITE="+site, "CRAWL_BENCH_SERVE_PASSWORD="+password)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the bare client process: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		var n int
+		var ns int64
+		if _, err := fmt.Sscanf(line, "SERVED %d %d", &n, &ns); err == nil {
+			return n, time.Duration(ns)
+		}
+	}
+	t.Fatalf("the bare client process printed no SERVED line:\n%s", out)
+	return 0, 0
+}
+
+// TestServeHelper is the bare client process of serveFrom.
+func TestServeHelper(t *testing.T) {
+	site := os.Getenv("CRAWL_BENCH_SERVE_SITE")
+	if site == "" {
+		t.Skip("a helper process of TestCrawlReport")
+	}
+	n, d := serve(t, site, os.Getenv("CRAWL_BENCH_SERVE_PASSWORD"))
+	fmt.Printf("SERVED %d %d\n", n, d.Nanoseconds())
 }
 
 func report(name string, value float64, unit string) {

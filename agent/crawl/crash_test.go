@@ -274,6 +274,9 @@ type procOptions struct {
 	// requests_per_second; zero means 500ms, 4 and 2000.
 	poll              time.Duration
 	concurrency, rate int
+	// cpus, when set, runs the agent and the relay on these CPUs only
+	// (taskset -c), e.g. "1".
+	cpus string
 }
 
 func newProcWorld(t *testing.T, spec spemu.Spec, o procOptions) *procWorld {
@@ -328,7 +331,7 @@ store:
 tunnel:
   drain_timeout: 2s
 `, w.relayAddr, caAddr, w.relayOps))
-	w.relay = &proc{name: "relay", bin: relayBin, args: []string{"serve", "--config", filepath.Join(w.dir, "relay.yaml")}, log: filepath.Join(w.dir, "relay.log")}
+	w.relay = &proc{name: "relay", bin: relayBin, args: []string{"serve", "--config", filepath.Join(w.dir, "relay.yaml")}, log: filepath.Join(w.dir, "relay.log"), cpus: o.cpus}
 	w.relay.ready = func() error { _, err := w.get("http://" + w.relayOps + "/status"); return err }
 	w.relay.start(t)
 
@@ -381,7 +384,7 @@ sharepoint:
   requests_per_second: %d
   state_dir: crawl-state
 %s`, relays, o.protocol, w.agentOps, w.site, cmp.Or(o.poll, 500*time.Millisecond), cmp.Or(o.concurrency, 4), cmp.Or(o.rate, 2000), extra))
-	w.agent = &proc{name: "agent", bin: agentBin, args: []string{"run", "--config", filepath.Join(w.dir, "agent.yaml")}, log: filepath.Join(w.dir, "agent.log")}
+	w.agent = &proc{name: "agent", bin: agentBin, args: []string{"run", "--config", filepath.Join(w.dir, "agent.yaml")}, log: filepath.Join(w.dir, "agent.log"), cpus: o.cpus}
 	w.agent.ready = func() error { _, err := w.get("http://" + w.agentOps + "/status"); return err }
 	w.agent.start(t)
 	return w
@@ -628,6 +631,7 @@ type proc struct {
 	args      []string
 	log       string
 	ready     func() error // returns nil once the process answers
+	cpus      string       // taskset -c CPUs; empty means any
 
 	cmd    *exec.Cmd
 	done   chan struct{}
@@ -646,6 +650,10 @@ func (p *proc) start(t *testing.T) {
 	p.starts++
 	fmt.Fprintf(f, "=== start %d of %s at %s\n", p.starts, p.name, time.Now().Format(time.RFC3339Nano))
 	cmd := exec.Command(p.bin, p.args...)
+	if p.cpus != "" {
+		// taskset execs the program: the PID is the program's.
+		cmd = exec.Command("taskset", append([]string{"-c", p.cpus, p.bin}, p.args...)...)
+	}
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		f.Close()
