@@ -207,24 +207,38 @@ func TestRefusedAgents(t *testing.T) {
 			cfg       func() tunnelclient.Config
 			agentSays string
 			relaySays string
+			onRefused bool // the relay refused: OnRefused is called (else the agent gave up before dialing)
 		}{
 			{"other CA", func() tunnelclient.Config { return tunnelclient.Config{TLS: clientTLS(pki, foreign)} },
-				"not issued by a CA the relay trusts", "not issued by a CA this relay trusts"},
+				"not issued by a CA the relay trusts", "not issued by a CA this relay trusts", true},
 			{"expired", func() tunnelclient.Config { return tunnelclient.Config{TLS: clientTLS(pki, expired)} },
-				"agent certificate expired", ""},
+				"agent certificate expired", "", false},
 			{"none", func() tunnelclient.Config { return tunnelclient.Config{TLS: pki.ClientTLS()} },
-				"no agent certificate configured", ""},
+				"no agent certificate configured", "", false},
 			{"no agent identity", func() tunnelclient.Config { return tunnelclient.Config{TLS: clientTLS(pki, noIdentity)} },
-				"the relay log says why", "does not carry an agent identity"},
+				"the relay log says why", "does not carry an agent identity", true},
 		} {
 			t.Run(string(proto)+"/"+tc.name, func(t *testing.T) {
 				r := startRelay(t, pki, "relay-a")
 				cfg := tc.cfg()
 				cfg.Relays, cfg.Protocol, cfg.Connections = []string{r.addr}, proto, 1
+				var refusals atomic.Int64
+				cfg.OnRefused = func(error) { refusals.Add(1) }
 				a := startAgent(t, pki, cfg)
 				waitFor(t, 10*time.Second, "the refusal in the agent log", func() bool {
 					return strings.Contains(a.logs(), tc.agentSays)
 				})
+				if tc.onRefused {
+					// Every attempt is refused; each one is reported, none is
+					// taken for a network failure (a broken pipe on the
+					// agent's first write included).
+					waitFor(t, 10*time.Second, "OnRefused", func() bool { return refusals.Load() > 0 })
+					for _, line := range strings.Split(a.logs(), "\n") {
+						if strings.Contains(line, "tunnel connect failed") && !strings.Contains(line, "refused") {
+							t.Errorf("the agent logged a refusal as a network failure: %s", line)
+						}
+					}
+				}
 				if tc.relaySays != "" {
 					waitFor(t, 5*time.Second, "the refusal in the relay log", func() bool {
 						return strings.Contains(r.logs(), tc.relaySays)

@@ -2,6 +2,7 @@ package tunneltcp
 
 import (
 	"encoding/binary"
+	"errors"
 	"net"
 	"sync"
 	"time"
@@ -26,9 +27,19 @@ type frameConn struct {
 
 	gate *memGate // caps unread stream data; nil means no cap
 
+	readFailed chan struct{} // closed when a read fails
+	readOnce   sync.Once
+
 	mu       sync.Mutex
 	firstErr error // the first read or write error: why the session ended; guarded by mu
 }
+
+// alertGrace is how long a write that found the connection broken waits for
+// the reader to fail too. A relay that refuses a certificate sends a TLS
+// alert and closes; an agent writing at that moment gets a broken pipe or a
+// reset while the alert, which says why, sits unread. Letting the reader
+// see it first makes Err name the refusal.
+const alertGrace = 250 * time.Millisecond
 
 func (c *frameConn) err() error {
 	c.mu.Lock()
@@ -56,6 +67,9 @@ func (c *frameConn) Read(p []byte) (int, error) {
 		c.gate.observe(p[:n])
 	}
 	c.noteErr(err)
+	if err != nil {
+		c.readOnce.Do(func() { close(c.readFailed) })
+	}
 	return n, err
 }
 
@@ -67,7 +81,7 @@ func (c *frameConn) Close() error {
 }
 
 func newFrameConn(c net.Conn, timeout time.Duration, gate *memGate) *frameConn {
-	return &frameConn{Conn: c, timeout: timeout, gate: gate, held: make([]byte, 0, yamuxHeaderLen), buf: make([]byte, 0, maxRecord)}
+	return &frameConn{Conn: c, timeout: timeout, gate: gate, readFailed: make(chan struct{}), held: make([]byte, 0, yamuxHeaderLen), buf: make([]byte, 0, maxRecord)}
 }
 
 func (c *frameConn) Write(p []byte) (int, error) {
@@ -76,8 +90,23 @@ func (c *frameConn) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	n, err := c.write(p)
+	if brokenByPeer(err) {
+		t := time.NewTimer(alertGrace)
+		select {
+		case <-c.readFailed:
+		case <-t.C:
+		}
+		t.Stop()
+	}
 	c.noteErr(err)
 	return n, err
+}
+
+// brokenByPeer reports whether err is a write failure other than a timeout
+// or our own close: the peer reset or closed the connection.
+func brokenByPeer(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "write" && !oe.Timeout() && !errors.Is(err, net.ErrClosed)
 }
 
 func (c *frameConn) write(p []byte) (int, error) {

@@ -102,6 +102,22 @@ func TestRefusedCertificates(t *testing.T) {
 			s.Close()
 		}
 	}()
+	waitRelaySees := func(t *testing.T, want string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			mu.Lock()
+			got := strings.Join(failures, "\n")
+			mu.Unlock()
+			if strings.Contains(got, want) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("relay saw %q, want a failure mentioning %q", got, want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	for _, tc := range []struct {
 		name       string
 		certs      []tls.Certificate
@@ -129,19 +145,45 @@ func TestRefusedCertificates(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.clientSees) {
 				t.Fatalf("agent error %v, want one mentioning %q", err, tc.clientSees)
 			}
-			deadline := time.Now().Add(5 * time.Second)
-			for {
-				mu.Lock()
-				got := strings.Join(failures, "\n")
-				mu.Unlock()
-				if strings.Contains(got, tc.relaySees) {
-					break
+			waitRelaySees(t, tc.relaySees)
+		})
+		// An agent that writes at once (its HELLO) may find the relay's
+		// socket closed before it reads the relay's alert: its write fails
+		// with a broken pipe or a reset. Err still names the refusal.
+		t.Run(tc.name+"/writing", func(t *testing.T) {
+			mu.Lock()
+			failures = nil
+			mu.Unlock()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			d := &Dialer{TLS: pki.ClientTLS(tc.certs...)}
+			s, err := d.Dial(ctx, ln.Addr().String())
+			if err != nil {
+				if !strings.Contains(err.Error(), tc.clientSees) {
+					t.Fatalf("agent error %v, want one mentioning %q", err, tc.clientSees)
 				}
-				if time.Now().After(deadline) {
-					t.Fatalf("relay saw %q, want a failure mentioning %q", got, tc.relaySees)
-				}
-				time.Sleep(20 * time.Millisecond)
+				return
 			}
+			defer s.Close()
+			st, err := s.OpenStream(ctx)
+			if err == nil {
+				chunk := make([]byte, 32<<10)
+				for i := 0; i < 1000 && ctx.Err() == nil; i++ {
+					if _, err = st.Write(chunk); err != nil {
+						break
+					}
+					time.Sleep(time.Millisecond)
+				}
+			}
+			select {
+			case <-s.Done():
+			case <-ctx.Done():
+				t.Fatal("the refused session did not end")
+			}
+			if err := s.Err(); err == nil || !strings.Contains(err.Error(), tc.clientSees) {
+				t.Fatalf("session ended with %v, want an error mentioning %q", err, tc.clientSees)
+			}
+			waitRelaySees(t, tc.relaySees)
 		})
 	}
 }
