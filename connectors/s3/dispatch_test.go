@@ -331,9 +331,10 @@ func TestThroughDispatcherFailures(t *testing.T) {
 }
 
 // TestExpiredSessionThroughDispatcher: S3 refusing the cached
-// assumed-role keys as expired reaches the caller as credential-unavailable
-// (ClassUnauthorized is not retried), without a retry; the connector drops
-// the session, so the next dispatch assumes the role again and succeeds.
+// assumed-role keys costs the caller nothing (the connector assumes the
+// role again and retries once); refusing the new keys too reaches the
+// caller as credential-unavailable (ClassUnauthorized), without further
+// retries by the dispatcher.
 func TestExpiredSessionThroughDispatcher(t *testing.T) {
 	e := newEnv(t, nil)
 	e.seed(t, "a.txt", []byte("a"))
@@ -344,18 +345,28 @@ func TestExpiredSessionThroughDispatcher(t *testing.T) {
 	}
 	e.sts.RevokeAll()
 	before := len(e.srv.Requests())
+	if status, body := h.Dispatch(t, list); status != 200 {
+		t.Errorf("with the session revoked: %d %s, want 200 with a new session", status, body)
+	}
+	if got := len(e.srv.Requests()) - before; got != 2 {
+		t.Errorf("S3 got %d requests, want 2 (the refused one and the retry)", got)
+	}
+	if got := len(e.sts.Calls()); got != 2 {
+		t.Errorf("got %d AssumeRole calls, want 2 (one before, one after the revocation)", got)
+	}
+
+	expired := s3test.Fault{Status: 400, Code: "ExpiredToken", Message: "The provided token has expired."}
+	e.srv.Inject(expired, expired)
+	before = len(e.srv.Requests())
 	status, _, out := h.DispatchJSON(t, list)
 	if status != 503 || out["type"] != dispatch.ProblemCredentialUnavailable {
-		t.Errorf("with the session expired: got %d %v, want 503 %s", status, out["type"], dispatch.ProblemCredentialUnavailable)
+		t.Errorf("refused twice: got %d %v, want 503 %s", status, out["type"], dispatch.ProblemCredentialUnavailable)
 	}
-	if got := len(e.srv.Requests()) - before; got != 1 {
-		t.Errorf("S3 got %d requests with the expired session, want 1", got)
+	if got := len(e.srv.Requests()) - before; got != 2 {
+		t.Errorf("S3 got %d requests, want 2", got)
 	}
 	if status, body := h.Dispatch(t, list); status != 200 {
 		t.Errorf("the next list: %d %s, want 200 with a new session", status, body)
-	}
-	if got := len(e.sts.Calls()); got != 2 {
-		t.Errorf("got %d AssumeRole calls, want 2 (one before, one after the expiry)", got)
 	}
 }
 

@@ -26,6 +26,10 @@
 // attributed to a person at AWS (CloudTrail shows the role session
 // "mcc-bridge-<tenant>"); the dispatcher's audit record names the caller.
 //
-// The connector does not retry (the SDK's retryer is disabled): the
-// dispatcher retries, honouring RetryAfter.
+// The connector does not retry failures of S3 itself (the SDK's retryer is
+// disabled): the dispatcher retries, honouring RetryAfter. The one retry
+// it makes is when S3 refuses the cached assumed-role keys (ExpiredToken,
+// InvalidToken, ...: expired early or revoked): it drops them, assumes the
+// role again and runs the operation once more, because the session is the
+// relay's own cache, not something the caller chose.
 package s3

@@ -20,6 +20,9 @@ import (
 type awsFailure struct {
 	Service, Operation, Code, RequestID string
 	Status                              int
+	// keysRefused: S3 refused the session's assumed-role keys, which were
+	// dropped; Execute then runs the operation once more with new ones.
+	keysRefused bool
 }
 
 func (f *awsFailure) Error() string {
@@ -121,6 +124,7 @@ func (c *Connector) classify(ctx context.Context, s *session, op, target string,
 		// S3 refused the assumed-role keys (expired early, revoked): assume
 		// the role again on the next request.
 		s.creds.Invalidate()
+		f.keysRefused = true
 	}
 	c.log.Warn("s3 request failed", "service", service, "operation", op, "target", target,
 		"code", f.Code, "status", f.Status, "request_id", f.RequestID, "class", out.Class)

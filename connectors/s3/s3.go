@@ -171,8 +171,22 @@ func (c *Connector) Name() string { return "Amazon S3 (service buckets, through 
 // external id, signed with the relay's base credential.
 func (c *Connector) AuthMethod() string { return "sts-assume-role" }
 
-// Execute implements connectors.Connector.
+// Execute implements connectors.Connector. When S3 refuses the cached
+// assumed-role keys (they expired early or were revoked), the role is
+// assumed again and the operation runs once more, so the caller does not
+// pay for a session the relay held; a second refusal is returned.
 func (c *Connector) Execute(ctx context.Context, op string, ec connectors.ExecContext) (connectors.Result, error) {
+	res, err := c.execute(ctx, op, ec)
+	var f *awsFailure
+	if err != nil && errors.As(err, &f) && f.keysRefused && ctx.Err() == nil {
+		c.log.Info("S3 refused the assumed-role keys; assuming the role again and retrying once",
+			"operation", op, "tenant", ec.Tenant, "code", f.Code)
+		res, err = c.execute(ctx, op, ec)
+	}
+	return res, err
+}
+
+func (c *Connector) execute(ctx context.Context, op string, ec connectors.ExecContext) (connectors.Result, error) {
 	switch op {
 	case opList:
 		return c.list(ctx, ec)

@@ -513,8 +513,10 @@ func TestErrors(t *testing.T) {
 	}
 }
 
-// TestExpiredSession: S3 refusing the assumed-role keys as expired is
-// ClassUnauthorized, and the next request assumes the role again.
+// TestExpiredSession: when S3 refuses the cached assumed-role keys
+// (expired early, revoked), the connector assumes the role again and runs
+// the operation once more; a second refusal is returned as
+// ClassUnauthorized naming S3's code, with no third attempt.
 func TestExpiredSession(t *testing.T) {
 	e := newEnv(t, nil)
 	e.seed(t, "a.txt", []byte("a"))
@@ -523,6 +525,25 @@ func TestExpiredSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.sts.RevokeAll()
+	before := len(e.srv.Requests())
+	if _, err := e.exec(t, "list_objects", list); err != nil {
+		t.Fatalf("with the session revoked: got %v, want success with a new session", err)
+	}
+	reqs := e.srv.Requests()[before:]
+	if len(reqs) != 2 || reqs[0].ErrorCode != "ExpiredToken" || reqs[1].ErrorCode != "" {
+		t.Errorf("S3 got %+v, want the refused request and one retry", reqs)
+	}
+	if reqs[0].AccessKeyID == reqs[1].AccessKeyID {
+		t.Errorf("the retry used the refused keys %s again", reqs[1].AccessKeyID)
+	}
+	if got := len(e.sts.Calls()); got != 2 {
+		t.Errorf("got %d AssumeRole calls, want 2 (one before, one after the expiry)", got)
+	}
+
+	// Refused twice: the error reaches the caller.
+	e.srv.Inject(s3test.Fault{Status: 400, Code: "ExpiredToken", Message: "The provided token has expired."},
+		s3test.Fault{Status: 400, Code: "ExpiredToken", Message: "The provided token has expired."})
+	before = len(e.srv.Requests())
 	_, err := e.exec(t, "list_objects", list)
 	if got := connectors.ClassOf(err); got != connectors.ClassUnauthorized {
 		t.Fatalf("got %v, want class unauthorized", err)
@@ -530,11 +551,17 @@ func TestExpiredSession(t *testing.T) {
 	if !strings.Contains(err.Error(), "ExpiredToken") {
 		t.Errorf("got %q, want it to name ExpiredToken", err)
 	}
-	if _, err := e.exec(t, "list_objects", list); err != nil {
-		t.Fatalf("after the expired session: got %v, want success with a new session", err)
+	if got := len(e.srv.Requests()) - before; got != 2 {
+		t.Errorf("S3 got %d requests, want 2 (no retry after the second refusal)", got)
 	}
-	if got := len(e.sts.Calls()); got != 2 {
-		t.Errorf("got %d AssumeRole calls, want 2 (one before, one after the expiry)", got)
+	if got := len(e.sts.Calls()); got != 3 {
+		t.Errorf("got %d AssumeRole calls, want 3 (the retry's)", got)
+	}
+	if _, err := e.exec(t, "list_objects", list); err != nil {
+		t.Fatalf("after the refusals: got %v, want success", err)
+	}
+	if got := len(e.sts.Calls()); got != 4 {
+		t.Errorf("got %d AssumeRole calls, want 4 (the keys refused last were dropped)", got)
 	}
 }
 
