@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -56,6 +57,10 @@ Usage:
                                                 queue dead letters again for delivery
   bridge-relay version                          print the version
   bridge-relay help                             show this text
+
+The agents and ping commands call the running relay's ops address: --ops,
+or the ops.listen of --config FILE (e.g. --config /etc/mcc-bridge/relay.yaml),
+else 127.0.0.1:9465.
 
 Run 'bridge-relay <command> -h' for the flags of a command.
 The configuration keys and their defaults are documented in README.md.
@@ -147,14 +152,18 @@ func cmdAgents(args []string, stdout, stderr io.Writer) error {
 	}
 	fs := flag.NewFlagSet("agents", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	ops := fs.String("ops", "127.0.0.1:9465", "the relay's ops `address`")
+	opsAddr := opsFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	client := &http.Client{Timeout: 5 * time.Second}
-	resp, err := client.Get("http://" + *ops + "/status")
+	ops, err := opsAddr()
 	if err != nil {
-		return fmt.Errorf("relay not reachable on %s: %w", *ops, err)
+		return err
+	}
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get("http://" + ops + "/status")
+	if err != nil {
+		return fmt.Errorf("relay not reachable on %s: %w", ops, err)
 	}
 	defer resp.Body.Close()
 	_, err = io.Copy(stdout, resp.Body)
@@ -164,19 +173,23 @@ func cmdAgents(args []string, stdout, stderr io.Writer) error {
 func cmdPing(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("ping", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	ops := fs.String("ops", "127.0.0.1:9465", "the relay's ops `address`")
+	opsAddr := opsFlags(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: bridge-relay ping TENANT/AGENT [--ops address]")
+		fmt.Fprintln(stderr, "usage: bridge-relay ping TENANT/AGENT [--ops address | --config relay.yaml]")
 		fs.PrintDefaults()
 	}
 	tenant, agentID, err := parseAgentArgs(fs, args)
 	if err != nil {
 		return err
 	}
-	client := &http.Client{Timeout: 35 * time.Second}
-	resp, err := client.Get("http://" + *ops + "/v1/agents/" + tenant + "/" + agentID + "/ping")
+	ops, err := opsAddr()
 	if err != nil {
-		return fmt.Errorf("relay not reachable on %s: %w", *ops, err)
+		return err
+	}
+	client := &http.Client{Timeout: 35 * time.Second}
+	resp, err := client.Get("http://" + ops + "/v1/agents/" + tenant + "/" + agentID + "/ping")
+	if err != nil {
+		return fmt.Errorf("relay not reachable on %s: %w", ops, err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
@@ -253,4 +266,44 @@ func parseAgentArgs(fs *flag.FlagSet, args []string) (tenant, agent string, err 
 		return "", "", fmt.Errorf("%s: name the agent as TENANT/AGENT", fs.Name())
 	}
 	return tenant, agent, nil
+}
+
+// defaultOps is the ops address of a relay with the default configuration.
+const defaultOps = "127.0.0.1:9465"
+
+// opsFlags registers --ops and --config on fs. The returned function,
+// called after fs.Parse, gives the ops address to call: --ops when given,
+// else the ops.listen of --config when given (a wildcard host becomes
+// loopback), else defaultOps.
+func opsFlags(fs *flag.FlagSet) func() (string, error) {
+	ops := fs.String("ops", defaultOps, "the running relay's ops `address`")
+	config := fs.String("config", "", "take the ops address from this relay configuration `file` (ops.listen)")
+	return func() (string, error) {
+		set := false
+		fs.Visit(func(f *flag.Flag) { set = set || f.Name == "ops" })
+		if set || *config == "" {
+			return *ops, nil
+		}
+		cfg, err := relay.LoadConfig(*config)
+		if err != nil {
+			return "", err
+		}
+		return dialable(cfg.Ops.Listen)
+	}
+}
+
+// dialable turns a listen address into one to call: an empty or wildcard
+// host is this machine's loopback.
+func dialable(listen string) (string, error) {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", fmt.Errorf("ops.listen %q: %w", listen, err)
+	}
+	switch host {
+	case "", "0.0.0.0":
+		host = "127.0.0.1"
+	case "::":
+		host = "::1"
+	}
+	return net.JoinHostPort(host, port), nil
 }

@@ -62,7 +62,7 @@ func cmdAgentToken(args []string, stdout, stderr io.Writer) error {
 	tenant := fs.String("tenant", "", "the agent's `tenant` (required)")
 	agentID := fs.String("agent", "", "the agent `id` (required)")
 	ttl := fs.Duration("ttl", stepca.DefaultTokenTTL, "how long the token is valid")
-	ops := fs.String("ops", "127.0.0.1:9465", "ask the running relay at this ops `address`")
+	opsAddr := opsFlags(fs)
 	caDir := fs.String("ca-dir", "", "make the token from this CA `directory` instead (no relay needed)")
 	asJSON := fs.Bool("json", false, "print token, CA URL and fingerprint as JSON")
 	if err := fs.Parse(args); err != nil {
@@ -91,7 +91,11 @@ func cmdAgentToken(args []string, stdout, stderr io.Writer) error {
 		}
 		out.CAURL, out.Fingerprint = c.URL(), c.Fingerprint()
 	} else {
-		u := fmt.Sprintf("http://%s/v1/agents/%s/%s/token?ttl=%s", *ops, url.PathEscape(*tenant), url.PathEscape(*agentID), ttl.String())
+		ops, err := opsAddr()
+		if err != nil {
+			return err
+		}
+		u := fmt.Sprintf("http://%s/v1/agents/%s/%s/token?ttl=%s", ops, url.PathEscape(*tenant), url.PathEscape(*agentID), ttl.String())
 		if err := postJSON(u, &out); err != nil {
 			return fmt.Errorf("agents token: %w", err)
 		}
@@ -108,13 +112,17 @@ func cmdAgentToken(args []string, stdout, stderr io.Writer) error {
 func cmdAgentAction(action string, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("agents "+action, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	ops := fs.String("ops", "127.0.0.1:9465", "the relay's ops `address`")
+	opsAddr := opsFlags(fs)
 	reason := fs.String("reason", "", "why (kept in the deny list and the log)")
 	tenant, agentID, err := parseAgentArgs(fs, args)
 	if err != nil {
 		return err
 	}
-	u := fmt.Sprintf("http://%s/v1/agents/%s/%s/%s?reason=%s", *ops, url.PathEscape(tenant), url.PathEscape(agentID), action, url.QueryEscape(*reason))
+	ops, err := opsAddr()
+	if err != nil {
+		return err
+	}
+	u := fmt.Sprintf("http://%s/v1/agents/%s/%s/%s?reason=%s", ops, url.PathEscape(tenant), url.PathEscape(agentID), action, url.QueryEscape(*reason))
 	var out map[string]any
 	if err := postJSON(u, &out); err != nil {
 		return fmt.Errorf("agents %s: %w", action, err)
