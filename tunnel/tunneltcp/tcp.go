@@ -303,7 +303,10 @@ func (l *Listener) Close() error {
 	return nil
 }
 
-// yamuxLogger sends yamux's log lines to slog, at the level yamux tagged them.
+// yamuxLogger sends yamux's log lines to slog, at the level yamux tagged
+// them, except the read and write failures that end a session: the tunnel
+// logs those once, with the cause Err found (a TLS alert rather than the
+// broken pipe yamux saw), so yamux's lines about them go to debug.
 type yamuxLogger struct{ log *slog.Logger }
 
 func (y yamuxLogger) Print(v ...any)                 { y.emit(fmt.Sprint(v...)) }
@@ -316,6 +319,12 @@ func (y yamuxLogger) emit(msg string) {
 	for tag, l := range map[string]slog.Level{"[ERR] ": slog.LevelWarn, "[WARN] ": slog.LevelWarn, "[DEBUG] ": slog.LevelDebug} {
 		if rest, ok := strings.CutPrefix(msg, tag); ok {
 			msg, level = rest, l
+		}
+	}
+	// yamux's lines about the failure that ended a session.
+	for _, p := range [...]string{"yamux: Failed to read header", "yamux: Failed to write header", "yamux: Failed to write body"} {
+		if strings.HasPrefix(msg, p) {
+			level = slog.LevelDebug
 		}
 	}
 	y.log.Log(context.Background(), level, msg)

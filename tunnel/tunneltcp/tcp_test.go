@@ -1,8 +1,11 @@
 package tunneltcp
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
+	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -242,5 +245,31 @@ func TestMaxStreams(t *testing.T) {
 	}
 	if !strings.Contains(logs(), "more streams than allowed") {
 		t.Error("no log line about the refused streams")
+	}
+}
+
+// TestYamuxLogLevels: yamux's lines keep their tags' levels, except its
+// lines about the failure that ended a session, which the tunnel reports
+// itself with a better cause.
+func TestYamuxLogLevels(t *testing.T) {
+	for _, tc := range []struct {
+		line  string
+		level slog.Level
+		msg   string
+	}{
+		{"[ERR] yamux: keepalive failed: i/o deadline reached", slog.LevelWarn, "yamux: keepalive failed: i/o deadline reached"},
+		{"[WARN] yamux: frame for missing stream: 7", slog.LevelWarn, "yamux: frame for missing stream: 7"},
+		{"[DEBUG] yamux: something", slog.LevelDebug, "yamux: something"},
+		{"plain line", slog.LevelInfo, "plain line"},
+		{"[ERR] yamux: Failed to read header: remote error: tls: bad certificate", slog.LevelDebug, "yamux: Failed to read header: remote error: tls: bad certificate"},
+		{"[ERR] yamux: Failed to write body: write tcp 127.0.0.1:1->127.0.0.1:2: write: broken pipe", slog.LevelDebug, "yamux: Failed to write body: write tcp 127.0.0.1:1->127.0.0.1:2: write: broken pipe"},
+		{"[ERR] yamux: Failed to write header: EOF\n", slog.LevelDebug, "yamux: Failed to write header: EOF"},
+	} {
+		var buf bytes.Buffer
+		yamuxLogger{log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}.Printf("%s", tc.line)
+		want := fmt.Sprintf("level=%s msg=%q", tc.level, tc.msg)
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("%q logged %q, want %s", tc.line, buf.String(), want)
+		}
 	}
 }
