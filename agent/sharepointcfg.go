@@ -169,8 +169,10 @@ func (a SharePointAuth) validateKerberos() []error {
 	return errs
 }
 
-// password reads the SharePoint password; errors never include it.
-func (a SharePointAuth) password(getenv func(string) string) (sharepoint.Secret, error) {
+// Password reads the SharePoint password from password_file or
+// password_env (through getenv); "" when neither is set. Errors never
+// include it.
+func (a SharePointAuth) Password(getenv func(string) string) (sharepoint.Secret, error) {
 	switch {
 	case a.PasswordFile != "":
 		b, err := os.ReadFile(a.PasswordFile)
@@ -221,7 +223,7 @@ func newCrawler(cfg Config, relay *crawl.Relay, version string, getenv func(stri
 // clients builds one SharePoint client per site, reading the password
 // (or, with kerberos, naming the keytab and krb5.conf).
 func (sp SharePointConfig) clients(version string, getenv func(string) string, log *slog.Logger) ([]*sharepoint.Client, error) {
-	pw, err := sp.Auth.password(getenv)
+	pw, err := sp.Auth.Password(getenv)
 	if err != nil {
 		return nil, err
 	}

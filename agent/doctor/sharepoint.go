@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,7 +32,7 @@ func (r *runner) checkSite(ctx context.Context, site string) Result {
 	if method == "" {
 		method = "ntlm"
 	}
-	pw, err := password(a, r.opts.Getenv)
+	pw, err := a.Password(r.opts.Getenv)
 	if err != nil {
 		return Result{Status: Fail, Detail: err.Error(),
 			Hint: "the agent reads the SharePoint password from sharepoint.auth.password_file or the variable named by password_env: make it readable by the account the agent runs as"}
@@ -152,26 +151,6 @@ func (r *runner) siteFailure(err error, site, method string, rec *recorder) Resu
 			Hint: "a firewall may drop the connection from this machine to SharePoint, or SharePoint is overloaded"}
 	}
 	return Result{Status: Fail, Detail: err.Error(), Hint: "check the URL in sharepoint.sites and the network path from this machine to SharePoint"}
-}
-
-// password reads the SharePoint password as the agent does; errors never
-// include it.
-func password(a agent.SharePointAuth, getenv func(string) string) (sharepoint.Secret, error) {
-	switch {
-	case a.PasswordFile != "":
-		b, err := os.ReadFile(a.PasswordFile)
-		if err != nil {
-			return "", fmt.Errorf("sharepoint.auth.password_file: %w", err)
-		}
-		return sharepoint.Secret(strings.TrimRight(string(b), "\r\n")), nil
-	case a.PasswordEnv != "":
-		v := getenv(a.PasswordEnv)
-		if v == "" {
-			return "", fmt.Errorf("sharepoint.auth.password_env: the environment variable %s is empty or unset", a.PasswordEnv)
-		}
-		return sharepoint.Secret(v), nil
-	}
-	return "", nil
 }
 
 // passwordSource names where the password comes from.
