@@ -113,6 +113,7 @@ for s in preinstall postinstall preremove postremove; do
 		-e 's|^state=.*|state=/var/lib/mcc-bridge-relay|' \
 		-e 's|^logs=.*|logs=/var/log/mcc-bridge-relay|' \
 		-e 's|^config=.*|config=/etc/mcc-bridge/relay.yaml|' \
+		-e 's|^template=.*|template=/usr/share/mcc-bridge-relay/relay.yaml|' \
 		-e "s|^next=.*|next='Edit the configuration, create the CA as its first lines say, then: systemctl start bridge-relay'|" \
 		"installer/packaging/scripts/$s.sh" >"$build/relay-scripts/$s.sh"
 done

@@ -136,24 +136,27 @@ func TestVersion(t *testing.T) {
 // identity names a package as its maintainer scripts see it.
 type identity struct {
 	pkg, user, unit, state, logs, config string
+	template                             string // what postinstall copies to config when it is missing
 }
 
 var agentIdentity = identity{
-	pkg:    "mcc-bridge-agent",
-	user:   "mcc-bridge",
-	unit:   "mcc-bridge-agent.service",
-	state:  "/var/lib/mcc-bridge",
-	logs:   "/var/log/mcc-bridge",
-	config: "/etc/mcc-bridge/agent.yaml",
+	pkg:      "mcc-bridge-agent",
+	user:     "mcc-bridge",
+	unit:     "mcc-bridge-agent.service",
+	state:    "/var/lib/mcc-bridge",
+	logs:     "/var/log/mcc-bridge",
+	config:   "/etc/mcc-bridge/agent.yaml",
+	template: "/usr/share/mcc-bridge-agent/agent.yaml",
 }
 
 var relayIdentity = identity{
-	pkg:    "mcc-bridge-relay",
-	user:   "bridge-relay",
-	unit:   "bridge-relay.service",
-	state:  "/var/lib/mcc-bridge-relay",
-	logs:   "/var/log/mcc-bridge-relay",
-	config: "/etc/mcc-bridge/relay.yaml",
+	pkg:      "mcc-bridge-relay",
+	user:     "bridge-relay",
+	unit:     "bridge-relay.service",
+	state:    "/var/lib/mcc-bridge-relay",
+	logs:     "/var/log/mcc-bridge-relay",
+	config:   "/etc/mcc-bridge/relay.yaml",
+	template: "/usr/share/mcc-bridge-relay/relay.yaml",
 }
 
 // maintainerScripts are the paths of a package's four scripts.
@@ -218,6 +221,8 @@ func testScripts(t *testing.T, s maintainerScripts, id identity) {
 		want          func(root string) []string
 		noteAfter     bool
 		output        string // printed, when set
+		noConfig      bool   // there is no configuration file before: postinstall makes it from the template
+		configGone    bool   // the configuration file and its backups are deleted (purge)
 	}{
 		{name: "deb preinst install", script: s.preinstall, args: []string{"install"}, systemd: true,
 			want: func(string) []string { return createAccount }, noteAfter: true},
@@ -231,6 +236,12 @@ func testScripts(t *testing.T, s maintainerScripts, id identity) {
 			want: func(string) []string { return createAccount }},
 		{name: "deb postinst configure", script: s.postinstall, args: []string{"configure", ""}, systemd: true,
 			want: with(own, "systemctl daemon-reload", "systemctl enable "+id.unit), output: id.pkg + " is installed"},
+		{name: "deb postinst configure, no config", script: s.postinstall, args: []string{"configure", ""}, systemd: true, noConfig: true,
+			want: with(own, "systemctl daemon-reload", "systemctl enable "+id.unit), output: "wrote " + cf + " from " + id.template},
+		{name: "deb postinst upgrade, config deleted by hand", script: s.postinstall, args: []string{"configure", "1.0.0-1"}, systemd: true, noConfig: true,
+			want: with(own, "systemctl daemon-reload", "systemctl try-restart "+id.unit), output: "wrote " + cf},
+		{name: "rpm post install, no config", script: s.postinstall, args: []string{"1"}, systemd: true, noConfig: true,
+			want: with(own, "systemctl daemon-reload", "systemctl enable "+id.unit), output: "wrote " + cf},
 		{name: "deb postinst configure, no version", script: s.postinstall, args: []string{"configure"}, systemd: true,
 			want: with(own, "systemctl daemon-reload", "systemctl enable "+id.unit), output: id.pkg + " is installed"},
 		{name: "deb postinst configure without systemd", script: s.postinstall, args: []string{"configure", ""},
@@ -253,9 +264,9 @@ func testScripts(t *testing.T, s maintainerScripts, id identity) {
 		{name: "rpm preun upgrade", script: s.preremove, args: []string{"1"}, systemd: true, want: none},
 		{name: "deb postrm remove", script: s.postremove, args: []string{"remove"}, systemd: true,
 			want: func(string) []string { return []string{"systemctl daemon-reload"} }, output: "kept " + cf},
-		{name: "deb postrm purge", script: s.postremove, args: []string{"purge"}, systemd: true,
+		{name: "deb postrm purge", script: s.postremove, args: []string{"purge"}, systemd: true, configGone: true,
 			want: func(string) []string { return []string{"systemctl daemon-reload"} }, output: "kept " + st},
-		{name: "deb postrm purge without systemd", script: s.postremove, args: []string{"purge"}, want: none, output: "kept " + st},
+		{name: "deb postrm purge without systemd", script: s.postremove, args: []string{"purge"}, configGone: true, want: none, output: "deleted " + cf},
 		{name: "deb postrm upgrade", script: s.postremove, args: []string{"upgrade", "2.0.0-1"}, systemd: true,
 			want: func(string) []string { return []string{"systemctl daemon-reload"} }},
 		{name: "rpm postun erase", script: s.postremove, args: []string{"0"}, systemd: true,
@@ -278,8 +289,25 @@ func testScripts(t *testing.T, s maintainerScripts, id identity) {
 		for _, tc := range tests {
 			t.Run(sh+"/"+tc.name, func(t *testing.T) {
 				root := t.TempDir()
-				kept := []string{root + cf, root + st + "/pki/agent.key"}
-				for _, f := range kept {
+				config := []string{root + cf, root + cf + ".bak-20261204T100000Z"}
+				made := []string{root + st + "/pki/agent.key"} // files there before the script runs
+				if !tc.noConfig {
+					made = append(made, config...)
+				}
+				kept := made // files there after it
+				if tc.configGone {
+					kept = made[:1]
+				}
+				template := []byte("# the packaged template\n")
+				for _, d := range []string{filepath.Dir(root + id.template), filepath.Dir(root + cf)} {
+					if err := os.MkdirAll(d, 0o755); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := os.WriteFile(root+id.template, template, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				for _, f := range made {
 					if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
 						t.Fatal(err)
 					}
@@ -332,6 +360,28 @@ func testScripts(t *testing.T, s maintainerScripts, id identity) {
 				for _, f := range kept {
 					if _, err := os.Stat(f); err != nil {
 						t.Errorf("%s: %v", f, err)
+					}
+				}
+				switch {
+				case tc.configGone:
+					for _, f := range config {
+						if _, err := os.Stat(f); !errors.Is(err, fs.ErrNotExist) {
+							t.Errorf("after purge %s is still there (%v)", f, err)
+						}
+					}
+				case tc.noConfig && tc.script == s.postinstall:
+					fi, err := os.Stat(root + cf)
+					if err != nil {
+						t.Fatalf("postinstall made no %s: %v", cf, err)
+					}
+					if got, _ := os.ReadFile(root + cf); !bytes.Equal(got, template) {
+						t.Errorf("%s = %q, want the template", cf, got)
+					}
+					if fi.Mode().Perm() != 0o640 {
+						t.Errorf("%s: mode %v, want 0640", cf, fi.Mode().Perm())
+					}
+					if left, _ := filepath.Glob(root + cf + ".tmp-*"); len(left) > 0 {
+						t.Errorf("temporary files left: %v", left)
 					}
 				}
 			})
@@ -710,17 +760,18 @@ func TestPackages(t *testing.T) {
 		for _, tc := range []struct {
 			rpm, name string
 			files     []string
-			config    string
 		}{
-			{b.agentRPM, "agent", []string{"/usr/bin/bridge-agent", "/usr/lib/systemd/system/mcc-bridge-agent.service", "/etc/mcc-bridge/agent.yaml"}, "/etc/mcc-bridge/agent.yaml"},
-			{b.relayRPM, "relay", []string{"/usr/bin/bridge-relay", "/usr/lib/systemd/system/bridge-relay.service", "/etc/mcc-bridge/relay.yaml"}, "/etc/mcc-bridge/relay.yaml"},
+			{b.agentRPM, "agent", []string{"/usr/bin/bridge-agent", "/usr/lib/systemd/system/mcc-bridge-agent.service", agentIdentity.template}},
+			{b.relayRPM, "relay", []string{"/usr/bin/bridge-relay", "/usr/lib/systemd/system/bridge-relay.service", relayIdentity.template}},
 		} {
 			list := strings.Fields(mustRun(t, "", nil, "rpm", "-qpl", tc.rpm))
 			if !slices.Equal(list, slices.Sorted(slices.Values(tc.files))) {
 				t.Errorf("%s: rpm -qpl = %q, want %q", tc.name, list, tc.files)
 			}
-			if got := strings.TrimSpace(mustRun(t, "", nil, "rpm", "-qpc", tc.rpm)); got != tc.config {
-				t.Errorf("%s: rpm -qpc = %q, want %q", tc.name, got, tc.config)
+			// The configuration is postinstall's, not the package's: rpm
+			// never replaces it, and never saves it away as .rpmsave.
+			if got := strings.TrimSpace(mustRun(t, "", nil, "rpm", "-qpc", tc.rpm)); got != "" {
+				t.Errorf("%s: rpm -qpc = %q, want no configuration files", tc.name, got)
 			}
 			scripts := mustRun(t, "", nil, "rpm", "-qp", "--scripts", tc.rpm)
 			for _, part := range []string{"preinstall scriptlet", "postinstall scriptlet", "preuninstall scriptlet", "postuninstall scriptlet", "useradd --system"} {
@@ -738,13 +789,12 @@ func TestPackages(t *testing.T) {
 		for _, tc := range []struct {
 			deb, name string
 			files     []string
-			conffile  string
 		}{
-			{b.agentDeb, "agent", []string{"./usr/bin/bridge-agent", "./lib/systemd/system/mcc-bridge-agent.service", "./etc/mcc-bridge/agent.yaml"}, "/etc/mcc-bridge/agent.yaml"},
-			{b.relayDeb, "relay", []string{"./usr/bin/bridge-relay", "./lib/systemd/system/bridge-relay.service", "./etc/mcc-bridge/relay.yaml"}, "/etc/mcc-bridge/relay.yaml"},
+			{b.agentDeb, "agent", []string{"./usr/bin/bridge-agent", "./lib/systemd/system/mcc-bridge-agent.service", "." + agentIdentity.template}},
+			{b.relayDeb, "relay", []string{"./usr/bin/bridge-relay", "./lib/systemd/system/bridge-relay.service", "." + relayIdentity.template}},
 		} {
 			info := mustRun(t, "", nil, "dpkg-deb", "-I", tc.deb)
-			for _, part := range []string{"Package: mcc-bridge-" + tc.name, "Architecture: amd64", " preinst", " postinst", " prerm", " postrm", " conffiles"} {
+			for _, part := range []string{"Package: mcc-bridge-" + tc.name, "Architecture: amd64", " preinst", " postinst", " prerm", " postrm"} {
 				if !strings.Contains(info, part) {
 					t.Errorf("%s: dpkg-deb -I has no %q:\n%s", tc.name, part, info)
 				}
@@ -755,16 +805,16 @@ func TestPackages(t *testing.T) {
 					t.Errorf("%s: dpkg-deb -c has no %s:\n%s", tc.name, f, contents)
 				}
 			}
-			if !strings.Contains(contents, "-rw-r----- root/root") {
-				t.Errorf("%s: the configuration is not mode 0640:\n%s", tc.name, contents)
+			if strings.Contains(contents, "./etc/") {
+				t.Errorf("%s: ships files under /etc, which dpkg would treat as conffiles:\n%s", tc.name, contents)
 			}
 			if got := mustRun(t, "", nil, "dpkg-deb", "-f", tc.deb, "Version"); !strings.HasSuffix(strings.TrimSpace(got), "-1") {
 				t.Errorf("%s: version %q", tc.name, got)
 			}
 			control := t.TempDir()
 			mustRun(t, "", nil, "dpkg-deb", "-e", tc.deb, control)
-			if got, _ := os.ReadFile(filepath.Join(control, "conffiles")); strings.TrimSpace(string(got)) != tc.conffile {
-				t.Errorf("%s: conffiles %q, want %q", tc.name, got, tc.conffile)
+			if got, err := os.ReadFile(filepath.Join(control, "conffiles")); err == nil && strings.TrimSpace(string(got)) != "" {
+				t.Errorf("%s: conffiles %q, want none", tc.name, got)
 			}
 		}
 	})
@@ -809,7 +859,7 @@ func TestPackages(t *testing.T) {
 			t.Fatal(err)
 		}
 		mustRun(t, "", nil, "systemd-analyze", "verify", path)
-		shipped, _ := os.ReadFile(filepath.Join(tree, "etc", "mcc-bridge", "relay.yaml"))
+		shipped, _ := os.ReadFile(filepath.Join(tree, relayIdentity.template))
 		example, _ := os.ReadFile(filepath.Join(root, "installer", "relay", "relay.yaml"))
 		if len(shipped) == 0 || !bytes.Equal(shipped, example) {
 			t.Error("the packaged relay.yaml is not installer/relay/relay.yaml")
@@ -990,6 +1040,12 @@ func testInstall(t *testing.T, root, nfpm, deb string) {
 	if got, _ := os.ReadFile(conf); !bytes.Equal(got, template) {
 		t.Errorf("%s is not installer/packaging/agent.yaml", conf)
 	}
+	if got, _ := os.ReadFile(agentIdentity.template); !bytes.Equal(got, template) {
+		t.Errorf("%s is not installer/packaging/agent.yaml", agentIdentity.template)
+	}
+	if !strings.Contains(out, "wrote "+conf) {
+		t.Errorf("dpkg -i did not say it wrote %s:\n%s", conf, out)
+	}
 
 	// What an admin and the agent add.
 	const edit = "# edited by the packaging test\n"
@@ -1019,13 +1075,27 @@ func testInstall(t *testing.T, root, nfpm, deb string) {
 		}
 	}
 
-	// Upgrade to a newer version of the same package.
+	// Upgrade to a newer version of the same package, whose template
+	// changed: dpkg must not stop at a prompt (stdin is not a terminal
+	// here, so a prompt would fail the install), and the edited file stays.
 	tree := t.TempDir()
 	mustRun(t, "", nil, "dpkg-deb", "-x", deb, tree)
 	upstream := strings.TrimSuffix(strings.TrimSpace(mustRun(t, "", nil, "dpkg-deb", "-f", deb, "Version")), "-1")
 	newer := upstream + "+upgrade1"
+	newTemplate := append(slices.Clip(template), "# a setting the next release documents\n"...)
+	if err := os.WriteFile(filepath.Join(tree, "agent.yaml"), newTemplate, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec, err := os.ReadFile(filepath.Join(root, "installer", "packaging", "nfpm.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec = bytes.Replace(spec, []byte("src: installer/packaging/agent.yaml"), []byte("src: "+filepath.Join(tree, "agent.yaml")), 1)
+	if err := os.WriteFile(filepath.Join(tree, "nfpm.yaml"), spec, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	mustRun(t, root, []string{"PKG_VERSION=" + newer, "PKG_ARCH=amd64", "AGENT_BIN=" + filepath.Join(tree, "usr", "bin", "bridge-agent")},
-		nfpm, "package", "--config", "installer/packaging/nfpm.yaml", "--packager", "deb", "--target", tree+"/")
+		nfpm, "package", "--config", filepath.Join(tree, "nfpm.yaml"), "--packager", "deb", "--target", tree+"/")
 	upgrade, err := filepath.Glob(filepath.Join(tree, "*.deb"))
 	if err != nil || len(upgrade) != 1 {
 		t.Fatalf("upgrade package: %v %v", upgrade, err)
@@ -1039,6 +1109,14 @@ func testInstall(t *testing.T, root, nfpm, deb string) {
 	}
 	kept("upgrade")
 	owned(identity, 0o600, uid) // postinstall gave it to the service user
+	owned(conf, 0o640, 0)
+	if got, _ := os.ReadFile(agentIdentity.template); !bytes.Equal(got, newTemplate) {
+		t.Errorf("after the upgrade %s is not the new template", agentIdentity.template)
+	}
+	backup := conf + ".bak-20261204T100000Z" // as bridge-agent install leaves one
+	if err := os.WriteFile(backup, template, 0o640); err != nil {
+		t.Fatal(err)
+	}
 
 	// Remove: the configuration and the state stay.
 	if out, err := dpkg(ctx, "--remove", pkg); err != nil {
@@ -1049,7 +1127,7 @@ func testInstall(t *testing.T, root, nfpm, deb string) {
 	if st := status(t, pkg); st != "deinstall ok config-files" {
 		t.Errorf("after dpkg -r: status %q, want deinstall ok config-files", st)
 	}
-	for _, p := range []string{binary, unit} {
+	for _, p := range []string{binary, unit, agentIdentity.template} {
 		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("after dpkg -r: %s is still there (%v)", p, err)
 		}
@@ -1059,7 +1137,7 @@ func testInstall(t *testing.T, root, nfpm, deb string) {
 		t.Errorf("after dpkg -r: %v", err)
 	}
 
-	// Purge: dpkg deletes the configuration file; the state stays.
+	// Purge: postremove deletes the configuration file and its backups; the state stays.
 	if out, err := dpkg(ctx, "--purge", pkg); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	} else if !strings.Contains(out, "kept "+state) {
@@ -1069,8 +1147,10 @@ func testInstall(t *testing.T, root, nfpm, deb string) {
 		t.Errorf("after dpkg -P: status %q", st)
 	}
 	kept("purge")
-	if _, err := os.Stat(conf); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("after dpkg -P: %s is still there (%v)", conf, err)
+	for _, p := range []string{conf, backup, agentIdentity.template} {
+		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("after dpkg -P: %s is still there (%v)", p, err)
+		}
 	}
 }
 

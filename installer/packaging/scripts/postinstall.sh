@@ -3,7 +3,9 @@
 # configured before in $2 when there is one) and the .rpm %post ($1 = 1 on
 # install, 2 or more on upgrade).
 #
-# It gives the state and log directories to the service user and the
+# It makes the configuration file from the packaged template when there is
+# none (it never replaces one: the file is not a conffile, see nfpm.yaml),
+# gives the state and log directories to the service user and the
 # configuration file to its group (mode 0640: it may hold a proxy password).
 # Where systemd runs, it reloads the units; on a new installation it enables
 # the service (which starts once configured, see the message below), on an
@@ -18,6 +20,7 @@ unit=mcc-bridge-agent.service
 state=/var/lib/mcc-bridge
 logs=/var/log/mcc-bridge
 config=/etc/mcc-bridge/agent.yaml
+template=/usr/share/mcc-bridge-agent/agent.yaml
 next='Enroll it and start the service: bridge-agent install --token TOKEN --relay HOST:PORT'
 set -e
 root=${MCC_BRIDGE_ROOT:-}
@@ -43,6 +46,14 @@ for dir in "$root$state" "$root$logs"; do
 	chown -R "$user:$user" "$dir"
 	chmod 0750 "$dir"
 done
+if [ ! -e "$root$config" ] && [ -f "$root$template" ]; then
+	mkdir -p "$(dirname "$root$config")"
+	# Made under a temporary name and renamed: never half a file, and
+	# never readable by others in between.
+	(umask 077 && cp "$root$template" "$root$config.tmp-$$")
+	mv -f "$root$config.tmp-$$" "$root$config"
+	echo "$pkg: wrote $config from $template"
+fi
 if [ -f "$root$config" ]; then
 	chgrp "$user" "$root$config"
 	chmod 0640 "$root$config"
