@@ -194,7 +194,7 @@ func TestCrawlReport(t *testing.T) {
 	ownRate := float64(entries) / st.FullDone.Sub(st.FullStarted).Seconds()
 	sw.agent.kill(t)
 	sw.relay.kill(t)
-	served, elapsed = serveFrom(t, "1", sw.site, sw.password)
+	served, elapsed, clientCPU := serveFrom(t, "1", sw.site, sw.password)
 	if served != entries {
 		t.Fatalf("the bare client process read %d items, the snapshot has %d", served, entries)
 	}
@@ -202,11 +202,23 @@ func TestCrawlReport(t *testing.T) {
 	report("crawl_full_source_own_core_items_per_s", ownRate, "items/s")
 	report("crawl_emulator_serving_source_own_core_items_per_s", ownServe, "items/s")
 	report("crawl_full_source_own_core_vs_serving", ownRate/ownServe, "ratio")
+
+	// CPU per item of each reader (process CPU time, start-up included, so
+	// the agent's and the relay's are upper bounds). As deployed the relay
+	// runs on a host of its own: the agent alone then reads at most
+	// 1/agent-CPU items/s on a core, against 1/client-CPU for the bare
+	// client, which is what the last ratio says.
+	perItem := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(entries) }
+	report("crawl_cpu_per_item_agent", perItem(sw.agent.cpu), "us")
+	report("crawl_cpu_per_item_relay", perItem(sw.relay.cpu), "us")
+	report("crawl_cpu_per_item_bare_client", perItem(clientCPU), "us")
+	report("crawl_agent_alone_vs_serving", perItem(clientCPU)/perItem(sw.agent.cpu), "ratio")
 }
 
 // serveFrom runs serve in a child process (this test binary, in
-// TestServeHelper) on cpus and returns what it read and how long it took.
-func serveFrom(t *testing.T, cpus, site, password string) (int, time.Duration) {
+// TestServeHelper) on cpus and returns what it read, how long it took and
+// the CPU time the process used.
+func serveFrom(t *testing.T, cpus, site, password string) (int, time.Duration, time.Duration) {
 	t.Helper()
 	cmd := exec.Command("taskset", "-c", cpus, os.Args[0], "-test.run", "^TestServeHelper$", "-test.count", "1", "-test.v")
 	cmd.Env = append(os.Environ(), "CRAWL_BENCH_SERVE_SITE="+site, "CRAWL_BENCH_SERVE_PASSWORD="+password)
@@ -218,11 +230,11 @@ func serveFrom(t *testing.T, cpus, site, password string) (int, time.Duration) {
 		var n int
 		var ns int64
 		if _, err := fmt.Sscanf(line, "SERVED %d %d", &n, &ns); err == nil {
-			return n, time.Duration(ns)
+			return n, time.Duration(ns), cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 		}
 	}
 	t.Fatalf("the bare client process printed no SERVED line:\n%s", out)
-	return 0, 0
+	return 0, 0, 0
 }
 
 // TestServeHelper is the bare client process of serveFrom.

@@ -636,6 +636,9 @@ type proc struct {
 	cmd    *exec.Cmd
 	done   chan struct{}
 	starts int
+	// cpu is the user and system CPU time the last run used (start-up
+	// included), set when it has been killed.
+	cpu time.Duration
 }
 
 func (p *proc) start(t *testing.T) {
@@ -703,6 +706,9 @@ func (p *proc) kill(t *testing.T) {
 		t.Fatalf("kill %s: %v", p.name, err)
 	}
 	<-p.done
+	if st := p.cmd.ProcessState; st != nil {
+		p.cpu = st.UserTime() + st.SystemTime()
+	}
 	p.cmd = nil
 }
 
