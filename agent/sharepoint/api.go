@@ -1,7 +1,6 @@
 package sharepoint
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -697,8 +696,7 @@ type resumable struct {
 	c       *Client
 	ctx     context.Context
 	url     string
-	body    io.ReadCloser
-	br      *bufio.Reader
+	body    io.ReadCloser // read as is: the transport buffers the connection, and a buffer per file would cost an allocation per file
 	off     int64
 	size    int64 // -1 unknown
 	resumes int
@@ -721,13 +719,12 @@ func (r *resumable) open() error {
 		r.size = resp.ContentLength
 	}
 	r.body = resp.Body
-	r.br = bufio.NewReaderSize(resp.Body, 64<<10)
 	return nil
 }
 
 func (r *resumable) Read(p []byte) (int, error) {
 	for {
-		n, err := r.br.Read(p)
+		n, err := r.body.Read(p)
 		r.off += int64(n)
 		if err == nil || n > 0 {
 			return n, nil

@@ -122,7 +122,7 @@ func (c content) sha256Hex() string {
 	if c.data != nil {
 		h.Write(c.data)
 	} else {
-		buf := make([]byte, 256<<10)
+		buf := make([]byte, min(c.size, 256<<10))
 		for off := int64(0); off < c.size; {
 			n := int(min(int64(len(buf)), c.size-off))
 			fillContent(c.seed, buf[:n], off)
