@@ -134,11 +134,6 @@ func Open(ctx context.Context, dir string, cfg Config) (*Embedded, error) {
 	// Commits do not checkpoint the WAL into the database (with its
 	// fsyncs); a goroutine of the store does, off the ingest path.
 	w.Add("_pragma", "wal_autocheckpoint(0)")
-	// Statement journals (an insert that may fail half-way inside a batch's
-	// transaction keeps the pages it changes, to undo just itself) and
-	// other temporary data stay in memory instead of spilling to temporary
-	// files past 64 KiB: a batch's writes are bounded by its size.
-	w.Add("_pragma", "temp_store(MEMORY)")
 	r := url.Values{}
 	for k, v := range common {
 		r[k] = v
