@@ -121,6 +121,16 @@ func TestRefusedCertificates(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+	// dial forgets the relay's earlier failures and dials with certs.
+	dial := func(t *testing.T, certs []tls.Certificate) (context.Context, tunnel.Session, error) {
+		mu.Lock()
+		failures = nil
+		mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		t.Cleanup(cancel)
+		s, err := (&Dialer{TLS: pki.ClientTLS(certs...)}).Dial(ctx, ln.Addr().String())
+		return ctx, s, err
+	}
 	for _, tc := range []struct {
 		name       string
 		certs      []tls.Certificate
@@ -132,13 +142,7 @@ func TestRefusedCertificates(t *testing.T) {
 		{"none", nil, "certificate required", "didn't provide a certificate"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			mu.Lock()
-			failures = nil
-			mu.Unlock()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			d := &Dialer{TLS: pki.ClientTLS(tc.certs...)}
-			s, err := d.Dial(ctx, ln.Addr().String())
+			ctx, s, err := dial(t, tc.certs)
 			if err == nil {
 				// TLS 1.3: the client may finish before the server checks its
 				// certificate; the refusal then arrives on first use.
@@ -154,13 +158,7 @@ func TestRefusedCertificates(t *testing.T) {
 		// socket closed before it reads the relay's alert: its write fails
 		// with a broken pipe or a reset. Err still names the refusal.
 		t.Run(tc.name+"/writing", func(t *testing.T) {
-			mu.Lock()
-			failures = nil
-			mu.Unlock()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			d := &Dialer{TLS: pki.ClientTLS(tc.certs...)}
-			s, err := d.Dial(ctx, ln.Addr().String())
+			ctx, s, err := dial(t, tc.certs)
 			if err != nil {
 				if !strings.Contains(err.Error(), tc.clientSees) {
 					t.Fatalf("agent error %v, want one mentioning %q", err, tc.clientSees)
